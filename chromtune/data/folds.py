@@ -1,0 +1,162 @@
+"""Cross-validation folds over cell types, and leak-free splits of bins.
+
+Cell types: :func:`make_folds` deals a seeded permutation of the T cell types into K disjoint test
+groups; each fold's validation group is taken from the next fold's test group, so validation
+groups are disjoint too, and every other cell type trains. :func:`reference_split` is the
+reference implementation's fixed split (validation 1, 11, ..., 91; test 15, 25, ..., 105).
+
+Bins: neighbouring bins share ``context - stride`` bases of sequence, so held-out bins are
+contiguous blocks, and training bins whose windows overlap a held-out block are dropped (a guard
+band). :func:`split_bins` returns index arrays:
+
+    train   bins that either stage trains on
+    valid   stage-1 held-out blocks (its selection metric), never trained on
+    fit     bins off the test chromosomes (stage-2 validation cell types are scored on these)
+    test    bins the test cell types are scored on (all bins, or the ``test_chroms`` only)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from chromtune.data.dataset import Dataset
+from chromtune.errors import UserError
+
+REFERENCE_VALID = tuple(range(1, 92, 10))
+REFERENCE_TEST = tuple(range(15, 106, 10))
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Disjoint groups of cell-type indices for one fold."""
+
+    index: int
+    train: tuple[int, ...]
+    valid: tuple[int, ...]
+    test: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_folds(n_cell_types: int, n_folds: int = 5, seed: int = 0, n_valid: int | None = None,
+               n_test: int | None = None) -> list[Fold]:
+    """K folds with disjoint test groups; sizes default to T // K test and half of that validation."""
+    if n_folds < 2:
+        raise UserError(f"--folds {n_folds}: at least 2 folds are needed")
+    n_test = n_cell_types // n_folds if n_test is None else n_test
+    n_valid = max(1, math.ceil(n_test / 2)) if n_valid is None else n_valid
+    if n_test < 1 or n_valid < 1 or n_valid > n_test or n_test * n_folds > n_cell_types \
+            or n_cell_types - n_test - n_valid < 2:
+        raise UserError(
+            f"--folds {n_folds} with {n_test} test and {n_valid} validation cell types per fold needs "
+            f"at least {max(n_folds, 1) * max(n_test, 1) + 2} cell types with validation <= test; the data set has {n_cell_types}"
+        )
+    order = np.random.default_rng(seed).permutation(n_cell_types)
+    groups = [order[k * n_test:(k + 1) * n_test] for k in range(n_folds)]
+    folds = []
+    for k in range(n_folds):
+        test = sorted(int(c) for c in groups[k])
+        valid = sorted(int(c) for c in groups[(k + 1) % n_folds][:n_valid])
+        train = sorted(set(range(n_cell_types)) - set(test) - set(valid))
+        folds.append(Fold(k, tuple(train), tuple(valid), tuple(test)))
+    return folds
+
+
+def reference_split(n_cell_types: int) -> Fold:
+    """The reference implementation's fixed split (123 cell types: 103 / 10 / 10)."""
+    if n_cell_types <= max(REFERENCE_TEST):
+        raise UserError(
+            f"--split reference needs at least {max(REFERENCE_TEST) + 1} cell types; the data set has {n_cell_types}"
+        )
+    held = set(REFERENCE_VALID) | set(REFERENCE_TEST)
+    train = tuple(c for c in range(n_cell_types) if c not in held)
+    return Fold(0, train, REFERENCE_VALID, REFERENCE_TEST)
+
+
+def select_fold(n_cell_types: int, fold: int, n_folds: int, seed: int = 0, split: str = "kfold",
+                n_valid: int | None = None, n_test: int | None = None) -> Fold:
+    """The fold the flags ask for, with one-line errors for out-of-range values."""
+    if split == "reference":
+        if fold != 0:
+            raise UserError(f"--fold {fold}: the reference split has only fold 0")
+        return reference_split(n_cell_types)
+    if split != "kfold":
+        raise UserError(f"--split {split!r}: choose 'kfold' or 'reference'")
+    if not 0 <= fold < n_folds:
+        raise UserError(f"--fold {fold}: out of range for --folds {n_folds} (0..{n_folds - 1})")
+    return make_folds(n_cell_types, n_folds, seed, n_valid, n_test)[fold]
+
+
+@dataclass(frozen=True)
+class BinSplit:
+    """Bin indices for one fold (see the module docstring)."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    fit: np.ndarray
+    test: np.ndarray
+
+
+def _guard(dataset: Dataset) -> int:
+    """How many bins either side of a held-out bin still share sequence with it."""
+    return math.ceil(dataset.context / dataset.stride)
+
+
+def _expand(mask: np.ndarray, chrom: np.ndarray, width: int) -> np.ndarray:
+    """Grow ``mask`` by ``width`` rows each way, never across a chromosome boundary."""
+    grown = mask.copy()
+    for shift in range(1, width + 1):
+        same_next = chrom[shift:] == chrom[:-shift]
+        grown[shift:] |= mask[:-shift] & same_next
+        grown[:-shift] |= mask[shift:] & same_next
+    return grown
+
+
+def split_bins(dataset: Dataset, seed: int = 0, valid_fraction: float = 0.1, block_bins: int | None = None,
+               test_chroms: list[str] | None = None, eval_every: int = 1) -> BinSplit:
+    """Split bins into contiguous stage-1 validation blocks, guarded training bins and evaluation bins.
+
+    Bins are assumed in genome order within each chromosome (prepare and import write them so).
+    Blocks are ``block_bins`` consecutive bins (default: 1/20 of the fit bins, at least 4 guard widths).
+    """
+    chrom = dataset.bin_chrom
+    n = dataset.n_bins
+    on_test_chrom = np.zeros(n, dtype=bool)
+    if test_chroms:
+        unknown = sorted(set(test_chroms) - set(dataset.chromosomes))
+        if unknown:
+            raise UserError(f"--test-chroms: {', '.join(unknown)} not in the data set (it has {', '.join(dataset.chromosomes)})")
+        on_test_chrom = np.isin(chrom, [dataset.chromosomes.index(c) for c in test_chroms])
+        if on_test_chrom.all():
+            raise UserError("--test-chroms: holding out every chromosome leaves nothing to train on")
+    fit = np.flatnonzero(~on_test_chrom)
+    guard = _guard(dataset)
+    block = block_bins or max(4 * guard, len(fit) // 20)
+    # Blocks never straddle chromosomes: number them within each chromosome's run of fit bins.
+    fit_chrom = chrom[fit]
+    starts = np.r_[0, np.flatnonzero(np.diff(fit_chrom)) + 1]
+    position = np.arange(len(fit)) - np.repeat(starts, np.diff(np.r_[starts, len(fit)]))
+    block_id = np.cumsum(np.r_[True, (np.diff(fit_chrom) != 0) | (np.diff(position // block) != 0)]) - 1
+    n_blocks = int(block_id[-1]) + 1
+    n_valid_blocks = min(n_blocks - 1, max(1, round(valid_fraction * n_blocks)))
+    chosen = np.random.default_rng(seed).choice(n_blocks, size=n_valid_blocks, replace=False)
+    valid_mask = np.zeros(n, dtype=bool)
+    valid_mask[fit[np.isin(block_id, chosen)]] = True
+    excluded = _expand(valid_mask | on_test_chrom, chrom, guard)
+    train = np.flatnonzero(~excluded)
+    if len(train) == 0:
+        raise UserError("the bin split leaves no training bins; lower the validation fraction or hold out fewer chromosomes")
+    test = np.flatnonzero(on_test_chrom) if test_chroms else np.arange(n)
+    return BinSplit(train=train, valid=np.flatnonzero(valid_mask), fit=fit[::eval_every], test=test[::eval_every])
+
+
+def split_table(fold: Fold, cell_types: list[str]) -> str:
+    """The fold's cell-type split as TSV text (cell_type, index, group)."""
+    rows = ["cell_type\tindex\tgroup"]
+    for group in ("train", "valid", "test"):
+        rows += [f"{cell_types[c]}\t{c}\t{group}" for c in getattr(fold, group)]
+    return "\n".join(rows) + "\n"
