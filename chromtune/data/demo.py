@@ -1,0 +1,397 @@
+"""The embedded demo data set: a small synthetic genome whose accessibility is driven by real TF motifs.
+
+Built from a seed in a fraction of a second, with no download, so that a full sweep runs on a laptop and the
+science is visible in its results:
+
+* **Genome** -- chromosomes chr1..chr6 (970 kb) drawn from a first-order Markov chain whose
+  transitions follow approximate human dinucleotide frequencies (GC about 41 %, CpG observed /
+  expected about 0.24). Bins of 200 bp every 100 bp, every bin kept (9,694 bins); model context
+  500 bp (short, so the demo trains on a CPU).
+* **Motifs** -- nine JASPAR 2024 CORE vertebrate profiles (``motifs.json``, CC BY 4.0): CTCF
+  (ubiquitous sites), SPI1, CEBPB, GATA1, HNF4A, FOXA2, NEUROD1, MYOD1 and POU5F1::SOX2.
+* **Cell types** -- 30 in six lineages (myeloid, erythroid, endoderm, neural, muscle,
+  pluripotent). Expression of 50 TFs, log1p(TPM): each motif's driver TF (10 drivers) is high
+  in its lineage(s) and low elsewhere, with cell-to-cell variation inside a lineage; 6 lineage
+  markers follow the lineages but drive nothing; 34 noise TFs (levels spread like housekeeping
+  TFs, about 0.4-650 TPM) carry no signal at all.
+* **Sites** -- 1,200 regions of 200-300 bp centred on planted motif instances (one, two
+  homotypic copies, or two different motifs: SPI1+CEBPB, HNF4A+FOXA2). The activity logit of
+  motif m in cell type j is ``lam[j, m] = (x_tf[j] - 3.0) / 0.5`` for its driver's expression x
+  (log1p TPM); the composite POU5F1::SOX2 profile needs both TFs (``lam = logit(sigmoid(lam_POU5F1)
+  * sigmoid(lam_SOX2))``); ``truth/tf_activity`` is ``sigmoid(lam)``. A site with offset d (logit
+  units, drawn per site) opens in j with probability
+  ``p = sigmoid(lam[j, m] - d)`` (the product over its motifs for two-motif sites); a second
+  homotypic copy lowers d by 2; every site also opens with probability LEAK = 0.03 whatever the TFs
+  do (accessibility nobody can explain). The label is one Bernoulli draw of p per (site, cell type).
+* **Bins** -- a bin is positive in a cell type when > 50 % of it overlaps an open site's region
+  (the rule of real data); sites are >= 500 bp apart, so a bin counts for at most one site. The
+  oracle ``truth/oracle`` is p of that site (0 for other bins): what a perfect sequence +
+  expression model could know. Positives per cell type: 4-10 %.
+
+Array contracts (S sites, I planted instances, M motifs, T cell types, G genes, n bins)::
+
+    truth/motif_ids, motif_names, motif_tfs  (M,)     bytes   JASPAR ID, profile name, driver genes
+    truth/motif_pwm                          (M,4,W)  float32 probabilities A,C,G,T; zero past width
+    truth/motif_width                        (M,)     int32
+    truth/site_chrom, site_center            (S,)     int32 / int64
+    truth/site_width                         (S,)     int32   region width (bp)
+    truth/site_motif, site_motif2            (S,)     int32   second motif -1 when none
+    truth/site_copies                        (S,)     int32   homotypic copies of site_motif
+    truth/site_offset                        (S,2)    float32 d per motif (second 0 when none)
+    truth/site_prob                          (S,T)    float32 probability the site is open
+    truth/instance_site, instance_motif      (I,)     int32
+    truth/instance_start                     (I,)     int64   0-based start on the site's chromosome
+    truth/instance_strand                    (I,)     int8    +1, or -1 for the reverse complement
+    truth/tf_activity                        (T,M)    float32 sigmoid(lam)
+    truth/cell_lineage                       (T,)     bytes
+    truth/gene_role                          (G,)     bytes   driver / marker / noise
+    truth/bin_site                           (n,)     int32   site a bin counts for, -1 when none
+    truth/oracle                             (n,T)    float32 P(bin accessible | planted truth)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from chromtune.data.dataset import Dataset, write_dataset
+
+DEMO_VERSION = 1
+BIN_SIZE = 200
+STRIDE = 100
+CONTEXT = 500
+CHROM_LENGTHS = (220_000, 190_000, 170_000, 150_000, 130_000, 110_000)
+MIN_SITE_GAP = 500          # bp between site centres, > max region width + bin size / 2
+EDGE = 1_000                # no site centre closer than this to a chromosome end
+ACTIVITY_MIDPOINT = 3.0     # log1p TPM at which a driver TF is half active
+ACTIVITY_SCALE = 0.5        # log1p TPM per logit unit
+COPY_BONUS = 2.0            # logit units a second homotypic motif copy adds
+LEAK = 0.03                 # chance a site opens whatever the TFs do (unexplained accessibility)
+
+# Approximate human dinucleotide frequencies (%, rows: first base A,C,G,T; columns: second base).
+DINUCLEOTIDE_PERCENT = np.array([
+    [9.8, 5.0, 7.0, 7.7],
+    [7.3, 5.2, 1.0, 7.0],
+    [6.0, 4.2, 5.2, 5.0],
+    [6.5, 6.0, 7.3, 9.8],
+])
+
+LINEAGES = {
+    "myeloid": ["CD14_monocyte", "macrophage", "dendritic_cell", "neutrophil", "microglia", "osteoclast"],
+    "erythroid": ["proerythroblast", "erythroblast", "erythroid_progenitor", "MEP", "megakaryocyte"],
+    "endoderm": ["hepatocyte", "fetal_hepatocyte", "hepatoblast", "cholangiocyte", "enterocyte",
+                 "pancreatic_duct"],
+    "neural": ["neural_progenitor", "cortical_neuron", "motor_neuron", "retinal_neuron", "granule_neuron"],
+    "muscle": ["myoblast", "myotube", "satellite_cell", "fetal_skeletal_muscle", "rhabdomyoblast"],
+    "pluripotent": ["embryonic_stem_cell", "induced_pluripotent_stem_cell", "embryonal_carcinoma"],
+}
+
+# Mean log TPM of each lineage-restricted gene in the lineages that express it (elsewhere: off).
+DRIVER_LEVELS = {
+    "SPI1": {"myeloid": 4.5},
+    "CEBPB": {"myeloid": 4.4, "endoderm": 3.0},
+    "GATA1": {"erythroid": 4.5},
+    "HNF4A": {"endoderm": 4.4},
+    "FOXA2": {"endoderm": 4.1},
+    "NEUROD1": {"neural": 4.3},
+    "MYOD1": {"muscle": 4.4},
+    "POU5F1": {"pluripotent": 4.6},
+    "SOX2": {"pluripotent": 4.4, "neural": 3.6},
+}
+MARKER_LEVELS = {
+    "IRF8": {"myeloid": 4.0}, "KLF1": {"erythroid": 4.2}, "HNF1A": {"endoderm": 3.9},
+    "ASCL1": {"neural": 3.8}, "MYOG": {"muscle": 4.0}, "NANOG": {"pluripotent": 4.2},
+}
+CTCF_LEVEL = 3.8
+NOISE_GENES = ["YY1", "SP1", "NRF1", "MAX", "MYC", "E2F1", "ATF1", "CREB1", "ZNF143", "USF1", "USF2",
+               "NFYA", "TBP", "REST", "ELK1", "GABPA", "JUND", "FOSL2", "RELA", "STAT3", "SRF",
+               "ZBTB33", "TEAD1", "NR2F2", "ZNF263", "HES1", "ETV6", "ATF4", "CEBPG", "MAZ", "SP3",
+               "KLF16", "ZBTB7A", "NFE2L2"]
+
+# Site design: (primary motif, second motif or None, number of sites, offset range (logit units)).
+SITE_DESIGN = [
+    ("CTCF", None, 100, (-5.0, -1.0)),
+    ("SPI1", None, 120, (-0.5, 5.0)),
+    ("CEBPB", None, 100, (-0.5, 5.0)),
+    ("GATA1", None, 160, (-0.5, 5.0)),
+    ("HNF4A", None, 110, (-0.5, 5.0)),
+    ("FOXA2", None, 90, (-0.5, 5.0)),
+    ("NEUROD1", None, 160, (-0.5, 5.0)),
+    ("MYOD1", None, 160, (-0.5, 5.0)),
+    ("Pou5f1::Sox2", None, 130, (-1.0, 4.0)),
+    ("SPI1", "CEBPB", 40, (-1.0, 3.0)),
+    ("HNF4A", "FOXA2", 30, (-1.0, 3.0)),
+]
+HOMOTYPIC_FRACTION = 0.25   # single-motif sites carrying a second copy of the motif
+
+
+@dataclass(frozen=True)
+class Motif:
+    """One JASPAR profile: ``pwm`` is (4, width) probabilities over A, C, G, T."""
+
+    jaspar_id: str
+    name: str
+    tfs: tuple[str, ...]
+    pwm: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.pwm.shape[1])
+
+
+def load_motifs() -> list[Motif]:
+    """The profiles shipped in ``chromtune/data/motifs.json`` (JASPAR 2024, CC BY 4.0)."""
+    doc = json.loads(resources.files("chromtune.data").joinpath("motifs.json").read_text())
+    motifs = []
+    for entry in doc["motifs"]:
+        counts = np.asarray(entry["counts"], dtype=np.float64)
+        motifs.append(Motif(entry["jaspar_id"], entry["name"], tuple(entry["tfs"]), counts / counts.sum(0)))
+    return motifs
+
+
+def cache_file(seed: int = 0) -> str:
+    """File name of the cached demo; it carries the generator version so a stale cache is never reused."""
+    return f"demo-v{DEMO_VERSION}-seed{seed}.h5"
+
+
+def markov_background(rng: np.random.Generator, length: int, chains: int = 1024) -> np.ndarray:
+    """(length,) uint8 codes from the dinucleotide Markov chain, run as ``chains`` parallel chains."""
+    transition = DINUCLEOTIDE_PERCENT / DINUCLEOTIDE_PERCENT.sum(1, keepdims=True)
+    cumulative = np.cumsum(transition, axis=1)[:, :3]
+    stationary = DINUCLEOTIDE_PERCENT.sum(1) / DINUCLEOTIDE_PERCENT.sum()
+    steps = -(-length // chains)
+    uniform = rng.random((steps, chains))
+    out = np.empty((steps, chains), dtype=np.uint8)
+    state = np.searchsorted(np.cumsum(stationary), rng.random(chains)).astype(np.uint8)
+    for step in range(steps):
+        state = (uniform[step][:, None] > cumulative[state]).sum(1).astype(np.uint8)
+        out[step] = state
+    return out.T.reshape(-1)[:length]
+
+
+def sample_instances(rng: np.random.Generator, motif: Motif, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, width) uint8 codes drawn from the PWM, reverse-complemented on a random strand; and the strands."""
+    cumulative = np.cumsum(motif.pwm, axis=0)[:3]                    # (3, W)
+    codes = (rng.random((n, motif.width))[:, None, :] > cumulative[None]).sum(1).astype(np.uint8)
+    strand = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
+    reverse = strand < 0
+    codes[reverse] = 3 - codes[reverse][:, ::-1]
+    return codes, strand
+
+
+def expression_profiles(rng: np.random.Generator) -> tuple[list[str], list[str], list[str], np.ndarray, list[str]]:
+    """Cell types, their lineages, genes, (T, G) log1p(TPM) expression and each gene's role."""
+    cells = [c for members in LINEAGES.values() for c in members]
+    lineage = np.asarray([name for name, members in LINEAGES.items() for _ in members])
+    genes = ["CTCF", *DRIVER_LEVELS, *MARKER_LEVELS, *NOISE_GENES]
+    roles = ["driver"] * (1 + len(DRIVER_LEVELS)) + ["marker"] * len(MARKER_LEVELS) + ["noise"] * len(NOISE_GENES)
+    n_cells = len(cells)
+    log_tpm = rng.normal(-0.5, 0.5, size=(n_cells, len(genes)))                   # off: about 0.6 TPM
+    log_tpm[:, 0] = rng.normal(CTCF_LEVEL, 0.25, size=n_cells)
+    for g, gene in enumerate(genes):
+        for name, level in {**DRIVER_LEVELS, **MARKER_LEVELS}.get(gene, {}).items():
+            rows = lineage == name
+            log_tpm[rows, g] = rng.normal(level, 0.6, size=rows.sum())
+    noise = slice(len(genes) - len(NOISE_GENES), len(genes))
+    gene_level = rng.uniform(-1.0, 6.5, size=len(NOISE_GENES))                 # about 0.4-650 TPM
+    log_tpm[:, noise] = gene_level + rng.normal(0, 0.35, size=(n_cells, len(NOISE_GENES)))
+    expression = np.log1p(np.exp(log_tpm)).astype(np.float32)
+    return cells, lineage.tolist(), genes, expression, roles
+
+
+def motif_logits(motifs: list[Motif], genes: list[str], expression: np.ndarray) -> np.ndarray:
+    """(T, M) logit of each motif's activity; a composite profile needs all its TFs (product)."""
+    logits = []
+    for motif in motifs:
+        cols = [genes.index(tf) for tf in motif.tfs]
+        each = (expression[:, cols].astype(np.float64) - ACTIVITY_MIDPOINT) / ACTIVITY_SCALE
+        log_p = np.minimum(-np.logaddexp(0.0, -each).sum(1), -1e-12)   # log prod sigmoid
+        logits.append(log_p - np.log(-np.expm1(log_p)))                 # logit of the product
+    return np.stack(logits, axis=1)
+
+
+def place_sites(rng: np.random.Generator, n_sites: int) -> tuple[np.ndarray, np.ndarray]:
+    """Site chromosomes and centres: random, sorted, at least MIN_SITE_GAP apart, spread by length."""
+    lengths = np.asarray(CHROM_LENGTHS)
+    per_chrom = np.floor(n_sites * lengths / lengths.sum()).astype(int)
+    per_chrom[: n_sites - per_chrom.sum()] += 1
+    chroms, centres = [], []
+    for c, (length, n) in enumerate(zip(lengths, per_chrom)):
+        free = length - 2 * EDGE - (n - 1) * MIN_SITE_GAP
+        if free <= 0:
+            raise ValueError("demo design: too many sites for the genome")
+        centres.append(EDGE + np.sort(rng.integers(0, free, size=n)) + np.arange(n) * MIN_SITE_GAP)
+        chroms.append(np.full(n, c))
+    return np.concatenate(chroms).astype(np.int32), np.concatenate(centres).astype(np.int64)
+
+
+def site_table(rng: np.random.Generator, motifs: list[Motif]) -> dict[str, np.ndarray]:
+    """Per site: motif, second motif, homotypic copies and offsets, in random genomic order."""
+    index = {m.name: i for i, m in enumerate(motifs)}
+    first, second, low, high = [], [], [], []
+    for name, other, count, (lo, hi) in SITE_DESIGN:
+        first += [index[name]] * count
+        second += [index[other] if other else -1] * count
+        low += [lo] * count
+        high += [hi] * count
+    order = rng.permutation(len(first))
+    first, second = np.asarray(first)[order], np.asarray(second)[order]
+    low, high = np.asarray(low)[order], np.asarray(high)[order]
+    n = len(first)
+    offset = rng.uniform(low[:, None], high[:, None], size=(n, 2))
+    offset[second < 0, 1] = 0.0
+    copies = np.where((second < 0) & (rng.random(n) < HOMOTYPIC_FRACTION), 2, 1)
+    offset[:, 0] -= COPY_BONUS * (copies - 1)
+    chrom, centre = place_sites(rng, n)
+    return dict(
+        site_chrom=chrom, site_center=centre,
+        site_width=rng.integers(200, 301, size=n).astype(np.int32),
+        site_motif=first.astype(np.int32), site_motif2=second.astype(np.int32),
+        site_copies=copies.astype(np.int32), site_offset=offset.astype(np.float32),
+    )
+
+
+def plant_instances(rng: np.random.Generator, genome: np.ndarray, chrom_offset: np.ndarray,
+                    sites: dict[str, np.ndarray], motifs: list[Motif]) -> dict[str, np.ndarray]:
+    """Write motif instances into the flat ``genome`` (in place), centred on the sites; return the instances."""
+    n = len(sites["site_motif"])
+    second = np.where(sites["site_copies"] == 2, sites["site_motif"], sites["site_motif2"])
+    widths = np.asarray([m.width for m in motifs])
+    gap = rng.integers(4, 21, size=n)
+    w1 = widths[sites["site_motif"]]
+    w2 = np.where(second >= 0, widths[np.maximum(second, 0)], 0)
+    span = w1 + np.where(second >= 0, gap + w2, 0)
+    start1 = sites["site_center"] - span // 2
+    inst_site = np.concatenate([np.arange(n), np.flatnonzero(second >= 0)])
+    inst_motif = np.concatenate([sites["site_motif"], second[second >= 0]])
+    inst_start = np.concatenate([start1, (start1 + w1 + gap)[second >= 0]]).astype(np.int64)
+    inst_strand = np.zeros(len(inst_site), dtype=np.int8)
+    flat_start = chrom_offset[sites["site_chrom"][inst_site]] + inst_start
+    for m, motif in enumerate(motifs):
+        rows = np.flatnonzero(inst_motif == m)
+        codes, inst_strand[rows] = sample_instances(rng, motif, len(rows))
+        genome[flat_start[rows, None] + np.arange(motif.width)] = codes
+    return dict(instance_site=inst_site.astype(np.int32), instance_motif=inst_motif.astype(np.int32),
+                instance_start=inst_start, instance_strand=inst_strand)
+
+
+def site_probabilities(sites: dict[str, np.ndarray], logits: np.ndarray) -> np.ndarray:
+    """(S, T) probability that each site is open in each cell type."""
+    def sigmoid(z):
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+    prob = sigmoid(logits[:, sites["site_motif"]].T - sites["site_offset"][:, :1])
+    two = sites["site_motif2"] >= 0
+    prob[two] *= sigmoid(logits[:, sites["site_motif2"][two]].T - sites["site_offset"][two, 1:])
+    return LEAK + (1.0 - LEAK) * prob
+
+
+def bins_and_sites(sites: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin chromosomes, starts, and for each bin the site whose region covers > 50 % of it (-1: none)."""
+    counts = np.asarray([(length - BIN_SIZE) // STRIDE + 1 for length in CHROM_LENGTHS])
+    first_bin = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    bin_chrom = np.repeat(np.arange(len(CHROM_LENGTHS)), counts)
+    bin_start = (np.arange(counts.sum()) - first_bin[bin_chrom]) * STRIDE
+    lo = sites["site_center"] - sites["site_width"] // 2
+    hi = lo + sites["site_width"]
+    k = (lo - BIN_SIZE) // STRIDE + np.arange((300 + BIN_SIZE) // STRIDE + 2)[:, None]    # (K, S) candidates
+    start = k * STRIDE
+    overlap = np.minimum(start + BIN_SIZE, hi) - np.maximum(start, lo)
+    chrom = sites["site_chrom"]
+    valid = (overlap * 2 > BIN_SIZE) & (k >= 0) & (k < counts[chrom])
+    bin_site = np.full(counts.sum(), -1, dtype=np.int32)
+    bin_site[(first_bin[chrom] + k)[valid]] = np.broadcast_to(np.arange(len(chrom)), k.shape)[valid]
+    return bin_chrom, bin_start, bin_site
+
+
+def _bytes(values) -> np.ndarray:
+    return np.asarray([str(v).encode() for v in values])
+
+
+def build_demo(seed: int = 0) -> Dataset:
+    """Build the demo data set for ``seed``; the same seed gives byte-identical arrays."""
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence([DEMO_VERSION, seed]).spawn(5)]
+    genome_rng, site_rng, plant_rng, expr_rng, label_rng = streams
+    motifs = load_motifs()
+    chroms = [f"chr{i + 1}" for i in range(len(CHROM_LENGTHS))]
+    chrom_offset = np.concatenate([[0], np.cumsum(CHROM_LENGTHS)[:-1]])
+    flat = markov_background(genome_rng, int(sum(CHROM_LENGTHS)))
+    sites = site_table(site_rng, motifs)
+    instances = plant_instances(plant_rng, flat, chrom_offset, sites, motifs)
+    cells, lineage, genes, expression, roles = expression_profiles(expr_rng)
+    logits = motif_logits(motifs, genes, expression)
+    prob = site_probabilities(sites, logits)
+    site_open = (label_rng.random(prob.shape) < prob).astype(np.uint8)
+    bin_chrom, bin_start, bin_site = bins_and_sites(sites)
+    covered = bin_site >= 0
+    labels = np.zeros((len(bin_site), len(cells)), dtype=np.uint8)
+    labels[covered] = site_open[bin_site[covered]]
+    oracle = np.zeros(labels.shape, dtype=np.float32)
+    oracle[covered] = prob[bin_site[covered]]
+    width = max(m.width for m in motifs)
+    pwm = np.zeros((len(motifs), 4, width), dtype=np.float32)
+    for m, motif in enumerate(motifs):
+        pwm[m, :, : motif.width] = motif.pwm
+    truth = dict(
+        motif_ids=_bytes(m.jaspar_id for m in motifs),
+        motif_names=_bytes(m.name for m in motifs),
+        motif_tfs=_bytes("::".join(m.tfs) for m in motifs),
+        motif_pwm=pwm,
+        motif_width=np.asarray([m.width for m in motifs], dtype=np.int32),
+        **sites,
+        site_prob=prob.astype(np.float32),
+        **instances,
+        tf_activity=(0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32),
+        cell_lineage=_bytes(lineage),
+        gene_role=_bytes(roles),
+        bin_site=bin_site,
+        oracle=oracle,
+    )
+    genome = {c: flat[o: o + n] for c, o, n in zip(chroms, chrom_offset, CHROM_LENGTHS)}
+    return Dataset(
+        chromosomes=chroms, bin_chrom=bin_chrom, bin_start=bin_start, labels=labels,
+        cell_types=cells, expression=expression, genes=genes,
+        bin_size=BIN_SIZE, stride=STRIDE, context=CONTEXT, genome=genome,
+        attrs=dict(assembly=f"chromtune-demo-v{DEMO_VERSION}", expression_transform="log1p",
+                   demo_version=DEMO_VERSION, demo_seed=seed),
+        truth=truth,
+    )
+
+
+def provenance(seed: int) -> dict:
+    """Provenance attribute of a written demo file."""
+    return dict(source="chromtune demo generator (chromtune/data/demo.py)", demo_version=DEMO_VERSION, seed=seed,
+                motifs="JASPAR 2024 CORE vertebrates (CC BY 4.0), chromtune/data/motifs.json")
+
+
+def write_demo(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Build the demo for ``seed`` and write it atomically to ``path``."""
+    write_dataset(path, build_demo(seed), provenance(seed))
+    return Path(path)
+
+
+def _is_current(path: Path, seed: int) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("demo_version") == DEMO_VERSION and f.attrs.get("demo_seed") == seed
+    except OSError:
+        return False
+
+
+def demo_path(cache_dir: str | os.PathLike | None = None, seed: int = 0) -> Path:
+    """Path of the cached demo file, built on first use.
+
+    The cache folder is ``cache_dir``, else ``$CHROMTUNE_CACHE``, else ``~/.cache/chromtune``. A file
+    that is missing, unreadable or from another generator version is (re)built; concurrent builders
+    each write a temporary file and rename it into place, so none sees a partial file.
+    """
+    folder = Path(cache_dir or os.environ.get("CHROMTUNE_CACHE") or Path.home() / ".cache" / "chromtune")
+    path = folder.expanduser() / cache_file(seed)
+    if not _is_current(path, seed):
+        write_demo(path, seed)
+    return path
