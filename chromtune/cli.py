@@ -16,7 +16,7 @@ COMMANDS = {
     "import-chromdragonn": ("chromtune.import_chromdragonn", "import the reference implementation's released data"),
     "inspect": ("chromtune.inspect", "summarise a data set file"),
     "demo": ("chromtune.demo", "write the embedded demo data set"),
-    "train": ("chromtune.train", "train one stage of one fold (Ray Train)"),
+    "train": ("chromtune.train.__main__", "train one stage of one fold (Ray Train)"),
     "sweep": ("chromtune.sweep", "the full protocol: folds x stages on Ray Tune + Optuna, tracked in MLflow"),
 }
 

@@ -1,0 +1,64 @@
+"""TrainConfig: every setting of one training run, as plain data (it travels to Ray workers and MLflow)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from chromtune.errors import UserError
+
+PARADIGMS = ("tune", "freeze")
+
+
+@dataclass
+class TrainConfig:
+    """One stage of one fold. ``init`` is the stage-1 best checkpoint that stage 2 starts from."""
+
+    data: str
+    arch: str = "resnet"
+    stage: int = 1
+    fold: int = 0
+    folds: int = 5
+    split: str = "kfold"
+    n_valid: int | None = None
+    n_test: int | None = None
+    seed: int = 0
+    lr: float = 2e-3
+    batch_size: int = 128
+    epochs: int = 4
+    batches_per_epoch: int = 50
+    width: float = 1.0
+    paradigm: str = "tune"
+    with_mean: bool = True
+    head: str = "simple"
+    init: str | None = None
+    test_chroms: list[str] = field(default_factory=list)
+    valid_fraction: float = 0.1
+    eval_every: int = 1
+    eval_batch_size: int = 512
+    bf16: bool = False
+    threads: int = 0
+
+    def __post_init__(self):
+        checks = [
+            (self.stage in (1, 2), f"--stage {self.stage}: choose 1 or 2"),
+            (self.paradigm in PARADIGMS, f"--paradigm {self.paradigm!r}: choose {' or '.join(PARADIGMS)}"),
+            (self.lr > 0, f"--lr {self.lr}: must be positive"),
+            (self.batch_size >= 4, f"--batch-size {self.batch_size}: must be at least 4"),
+            (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
+            (self.batches_per_epoch >= 1, f"--batches-per-epoch {self.batches_per_epoch}: must be at least 1"),
+            (self.width > 0, f"--width {self.width}: must be positive"),
+            (self.eval_every >= 1, f"--eval-every {self.eval_every}: must be at least 1"),
+            (0 < self.valid_fraction < 1, f"--valid-fraction {self.valid_fraction}: must lie in (0, 1)"),
+            (self.stage == 1 or self.init, "--init: stage 2 needs the stage-1 run (its folder or best.pt)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

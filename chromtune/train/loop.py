@@ -1,0 +1,223 @@
+"""The per-worker training loop for both stages, run by ``ray.train.torch.TorchTrainer``.
+
+Each epoch: ``batches_per_epoch`` batches from this worker's shard (stage 1: training bins x
+training cell types, BCE summed over tasks; stage 2: (bin, training cell type) pairs at 1 positive
+: 3 negatives, BCE), Adam; then the selection metric on held-out data; then one checkpoint
+directory reported to Ray Train::
+
+    state.pt   model, optimizer, epoch, sampler state, best metric so far, history (weights_only)
+    best.pt    the best model so far by the selection metric (chromtune.models.checkpoint format)
+
+Resuming from such a directory restores all of it, so an interrupted run continues with exactly
+the batches, dropout masks and optimizer moments the uninterrupted run would have had: the
+samplers and torch's RNG are seeded from (seed, epoch, rank), never from hidden state.
+
+Where checkpoints come from and go is a session's job: :class:`TrainSession` inside Ray Train
+workers (``ray.train.report`` / ``get_checkpoint``), :class:`FolderSession` in this process with
+checkpoints kept in a folder (``--workers 0``; Ray Train's own local mode neither persists
+checkpoints nor resumes), and the sweep's Tune session for single-process trials.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+import torch.nn.functional as F
+
+from chromtune.data.encoding import one_hot
+from chromtune.data.sampling import Stage1Sampler, Stage2Sampler
+from chromtune.errors import UserError
+from chromtune.models import build_model
+from chromtune.models.checkpoint import load_model
+from chromtune.train.config import TrainConfig
+from chromtune.train.evaluate import autocast, unwrap, validation_metrics
+from chromtune.train.task import FoldTask
+
+STATE_FILE = "state.pt"
+BEST_FILE = "best.pt"
+
+
+def stage1_checkpoint(init: str, cfg: TrainConfig, seq_len: int) -> dict:
+    """Read and check the stage-1 best checkpoint that stage 2 starts from (a run folder or a file)."""
+    path = Path(init)
+    path = path / BEST_FILE if path.is_dir() else path
+    try:
+        _, checkpoint = load_model(path)
+    except ValueError as err:
+        raise UserError(f"--init {init}: {err}") from None
+    config = checkpoint["config"]
+    wanted = {"stage": 1, "arch": cfg.arch, "width": float(cfg.width), "seq_len": seq_len}
+    found = {k: config.get(k) for k in wanted}
+    if found != wanted:
+        raise UserError(f"--init {init}: not a stage-1 checkpoint of this model (found {found}, need {wanted})")
+    return checkpoint
+
+
+def build_for(cfg: TrainConfig, task: FoldTask) -> torch.nn.Module:
+    """The stage's model, seeded; stage 2 takes its trunk from the stage-1 checkpoint."""
+    torch.manual_seed(cfg.seed)
+    ds = task.dataset
+    if cfg.stage == 1:
+        return build_model(cfg.arch, 1, n_tasks=len(task.fold.train), seq_len=ds.context, width=cfg.width)
+    stage1 = stage1_checkpoint(cfg.init, cfg, ds.context)
+    model = build_model(cfg.arch, 2, n_genes=ds.n_genes, with_mean=cfg.with_mean, head=cfg.head,
+                        n_tasks=stage1["config"]["n_tasks"], seq_len=ds.context, width=cfg.width)
+    model.load_trunk(stage1)
+    if cfg.paradigm == "freeze":
+        model.freeze_trunk()
+    return model
+
+
+def _seed_epoch(cfg: TrainConfig, epoch: int, rank: int) -> None:
+    torch.manual_seed(int(np.random.SeedSequence([cfg.seed, epoch, rank]).generate_state(1)[0]))
+
+
+class _Batches:
+    """Turns sampler output into device tensors and a loss for the stage."""
+
+    def __init__(self, cfg: TrainConfig, task: FoldTask, device: torch.device, rank: int, world_size: int):
+        ds, fold = task.dataset, task.fold
+        sampler_cls = Stage1Sampler if cfg.stage == 1 else Stage2Sampler
+        self.sampler = sampler_cls(ds.labels, task.bins.train, fold.train, cfg.batch_size, cfg.seed, rank, world_size)
+        self.cfg, self.ds, self.device = cfg, ds, device
+        if cfg.stage == 2:
+            self.expression = torch.as_tensor(ds.expression, device=device)
+            self.mean_access = torch.as_tensor(task.mean_access, device=device)
+
+    def loss(self, model, epoch: int, step: int) -> torch.Tensor:
+        batch = self.sampler.batch(epoch, step)
+        x = one_hot(self.ds.window_codes(batch[0]), self.device)
+        y = torch.as_tensor(batch[-1], device=self.device)
+        with autocast(self.device, self.cfg.bf16):
+            if self.cfg.stage == 1:
+                logits = model(x)
+                return F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").sum(1).mean()
+            bins = torch.as_tensor(batch[0], device=self.device)
+            mean = self.mean_access[bins] if self.cfg.with_mean else None
+            logits = model(x, self.expression[torch.as_tensor(batch[1], device=self.device)], mean)
+            return F.binary_cross_entropy_with_logits(logits.float(), y)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class TrainSession:
+    """Inside a Ray Train worker: rank, device and checkpoints come from Ray Train."""
+
+    def __init__(self):
+        context = ray.train.get_context()
+        self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        return ray.train.torch.prepare_model(model)
+
+    def checkpoint_dir(self) -> Path | None:
+        checkpoint = ray.train.get_checkpoint()
+        return Path(checkpoint.to_directory()) if checkpoint else None
+
+    def report(self, metrics: dict, folder: Path | None, name: str) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if folder else None
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
+
+
+class FolderSession:
+    """In this process, one worker; each epoch's checkpoint replaces the previous one in ``storage``."""
+
+    rank, world_size = 0, 1
+
+    def __init__(self, storage: Path, device: torch.device | None = None):
+        self.storage = Path(storage)
+        self.device = device or torch.device("cpu")
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model.to(self.device)
+
+    def checkpoint_dir(self) -> Path | None:
+        found = sorted(self.storage.glob(f"epoch_*/{STATE_FILE}"))
+        return found[-1].parent if found else None
+
+    def report(self, metrics: dict, folder: Path | None, name: str) -> None:
+        previous = self.checkpoint_dir()
+        self.storage.mkdir(parents=True, exist_ok=True)
+        staging = self.storage / f".{name}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(folder, staging)
+        staging.rename(self.storage / name)
+        if previous and previous.name != name:
+            shutil.rmtree(previous)
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Ray Train entry point: train ``config`` (a TrainConfig dict), reporting every epoch."""
+    run_loop(TrainConfig.from_dict(config), TrainSession())
+
+
+def run_loop(cfg: TrainConfig, session) -> None:
+    """Train ``cfg``; ``session`` supplies rank, device, the checkpoint to resume and reporting."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rank, world_size, device = session.rank, session.world_size, session.device
+    task = FoldTask.from_config(cfg)
+    model = build_for(cfg, task)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    start_epoch, best_metric, best_epoch, best_state, history = 0, -math.inf, 0, None, []
+    folder = session.checkpoint_dir()
+    if folder:
+        state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+        best = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best_metric, history = state["epoch"] + 1, state["best_metric"], state["history"]
+        best_state, best_epoch = best["state_dict"], best["epoch"]
+    model = session.prepare(model)
+    batches = _Batches(cfg, task, device, rank, world_size)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        _seed_epoch(cfg, epoch, rank)
+        model.train()
+        epoch_start = time.perf_counter()
+        step_time, loss_sum = 0.0, 0.0
+        for step in range(cfg.batches_per_epoch):
+            loss = batches.loss(model, epoch, step)  # data gathering happens inside: timed as "rest"
+            _sync(device)
+            started = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            _sync(device)
+            step_time += time.perf_counter() - started
+            loss_sum += loss.item()
+        train_time = time.perf_counter() - epoch_start
+        valid = validation_metrics(model, task, cfg, device, rank, world_size)
+        valid_time = time.perf_counter() - epoch_start - train_time
+        metric = valid["valid_auprc"]
+        if not math.isnan(metric) and metric > best_metric:
+            best_metric = metric
+            best_state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
+            best_epoch = epoch + 1
+        metrics = {"epoch": epoch + 1, "train_loss": loss_sum / cfg.batches_per_epoch, **valid,
+                   "best_valid_auprc": best_metric, "train_time_s": train_time, "valid_time_s": valid_time,
+                   "samples_per_s": cfg.batch_size * cfg.batches_per_epoch / train_time}
+        history.append(dict(metrics))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) if rank == 0 else None
+            if folder:
+                torch.save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                            "epoch": epoch, "sampler": {"seed": cfg.seed, "next_epoch": epoch + 1},
+                            "best_metric": best_metric, "history": history}, folder / STATE_FILE)
+                current = unwrap(model)
+                torch.save({"config": dict(current.config), "state_dict": best_state or current.state_dict(),
+                            "epoch": best_epoch, "valid_auprc": best_metric}, folder / BEST_FILE)
+            metrics["overhead_fraction"] = 1.0 - step_time / (time.perf_counter() - epoch_start)
+            session.report(metrics, folder, f"epoch_{epoch + 1:04d}")

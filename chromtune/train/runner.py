@@ -1,0 +1,109 @@
+"""Fitting one TrainConfig with Ray Train's TorchTrainer, and writing the run folder.
+
+    OUT/metrics.json   config, fold split, per-epoch validation history, best epoch, and for
+                       stage 2 ``test.model`` / ``test.mean_baseline`` / ``test.weighted_mean_baseline``
+    OUT/best.pt        the selected model (chromtune checkpoint; stage 2 starts from a stage-1 one)
+    OUT/split.tsv      the fold's cell-type split
+    OUT/pr_curves.png  stage 2: precision-recall of the model and both baselines on the test pairs
+    OUT/ray/           Ray Train's storage: the latest epoch checkpoint, from which --resume continues
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from chromtune.atomic import write_text
+from chromtune.data.folds import split_table
+from chromtune.errors import UserError
+from chromtune.models.checkpoint import load_model
+from chromtune.train.config import TrainConfig
+from chromtune.train.evaluate import test_report
+from chromtune.train.loop import (BEST_FILE, STATE_FILE, FolderSession, run_loop, stage1_checkpoint,
+                                  train_loop_per_worker)
+from chromtune.train.plots import plot_pr_curves
+from chromtune.train.task import FoldTask
+
+RUN_NAME = "train"
+
+
+def latest_checkpoint(storage: Path) -> Checkpoint | None:
+    """The newest epoch checkpoint under a run's Ray storage folder, if any."""
+    found = sorted(storage.glob(f"{RUN_NAME}/**/epoch_*/{STATE_FILE}"), key=lambda p: p.parent.name)
+    return Checkpoint.from_directory(str(found[-1].parent)) if found else None
+
+
+def make_trainer(cfg: TrainConfig, storage: str, workers: int = 1, use_gpu: bool = False,
+                 cpus_per_worker: float = 1, max_failures: int = 0, resume: Checkpoint | None = None,
+                 name: str = RUN_NAME) -> TorchTrainer:
+    """A TorchTrainer for ``cfg``: DDP over ``workers`` Ray Train workers."""
+    resources = {"CPU": cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=cfg.to_dict(),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                     resources_per_worker=resources if workers else None),
+        run_config=RunConfig(name=name, storage_path=storage,
+                             checkpoint_config=CheckpointConfig(num_to_keep=1),
+                             failure_config=FailureConfig(max_failures=max_failures)),
+        resume_from_checkpoint=resume,
+    )
+
+
+def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask | None = None) -> dict:
+    """Copy the best model out, evaluate the test cell types once (stage 2) and write metrics.json."""
+    task = task or FoldTask.from_config(cfg)
+    state = torch.load(checkpoint_dir / STATE_FILE, map_location="cpu", weights_only=True)
+    shutil.copyfile(checkpoint_dir / BEST_FILE, out / f".{BEST_FILE}.tmp")
+    (out / f".{BEST_FILE}.tmp").replace(out / BEST_FILE)
+    model, best = load_model(out / BEST_FILE)
+    split = {"train": [task.dataset.cell_types[c] for c in task.fold.train],
+             "valid": [task.dataset.cell_types[c] for c in task.fold.valid],
+             "test": [task.dataset.cell_types[c] for c in task.fold.test]}
+    metrics = {"config": cfg.to_dict(), "split": split, "history": state["history"],
+               "best_epoch": best["epoch"], "best_valid_auprc": best["valid_auprc"],
+               "n_bins": {k: int(len(getattr(task.bins, k))) for k in ("train", "valid", "fit", "test")}}
+    if cfg.stage == 2:
+        report = test_report(model, task, torch.device("cpu"), cfg.eval_batch_size)
+        metrics["test"] = report["metrics"]
+        curves = {name: (report["labels"].ravel(), s.ravel()) for name, s in report["scores"].items()}
+        plot_pr_curves(curves, out / "pr_curves.png", title=f"{cfg.arch} fold {cfg.fold}: test cell types")
+    write_text(out / "split.tsv", split_table(task.fold, task.dataset.cell_types))
+    write_text(out / "metrics.json", json.dumps(metrics, indent=1, default=_plain))
+    return metrics
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: bool = False,
+                 cpus_per_worker: float = 1, resume: bool = False, max_failures: int = 0) -> dict:
+    """Train ``cfg`` through Ray Train, then write the run folder; returns metrics.json's content."""
+    out = Path(out).resolve()
+    task = FoldTask.from_config(cfg)  # bad data, folds or chromosomes fail here, before Ray starts
+    if cfg.stage == 2:
+        stage1_checkpoint(cfg.init, cfg, task.dataset.context)
+    storage = out / "ray"
+    previous = latest_checkpoint(storage)
+    if previous and not resume:
+        raise UserError(f"--out {out}: holds an earlier run; pass --resume to continue it or choose another folder")
+    if resume and previous is None:
+        raise UserError(f"--resume: {out} holds no checkpoint to resume from")
+    out.mkdir(parents=True, exist_ok=True)
+    if workers == 0:
+        session = FolderSession(storage / RUN_NAME, torch.device("cuda") if use_gpu else None)
+        run_loop(cfg, session)
+        return finish_run(cfg, session.checkpoint_dir(), out, task)
+    result = make_trainer(cfg, str(storage), workers, use_gpu, cpus_per_worker, max_failures, previous).fit()
+    if result.error:
+        raise RuntimeError(f"training failed: {result.error}")
+    return finish_run(cfg, Path(result.checkpoint.to_directory()), out, task)

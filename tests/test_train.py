@@ -1,0 +1,144 @@
+"""Training: resume, leakage, bad input (fast, in-process); end to end through TorchTrainer (slow)."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from chromtune.data.dataset import write_dataset
+from chromtune.data import sampling
+from chromtune.errors import UserError, run_cli
+from chromtune.train.__main__ import main as train_main
+from chromtune.train.config import TrainConfig
+from chromtune.train.runner import run_training
+from chromtune.train.task import FoldTask
+from conftest import random_dataset
+
+FAST = dict(arch="basset", width=0.125, folds=3, epochs=2, batches_per_epoch=3, batch_size=16, eval_every=2)
+TIMING = ("train_time_s", "valid_time_s", "samples_per_s", "overhead_fraction")
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "rand.h5"
+    write_dataset(path, random_dataset(n_cells=12, chrom_len=12_000, positive_rate=0.1))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def stage1_run(data_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("s1")
+    run_training(TrainConfig(data=data_file, stage=1, **FAST), out, workers=0)
+    return out
+
+
+def _history(metrics):
+    return [{k: v for k, v in epoch.items() if k not in TIMING} for epoch in metrics["history"]]
+
+
+def test_stage1_writes_run_folder(stage1_run):
+    metrics = json.loads((stage1_run / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert 0 < metrics["best_valid_auprc"] <= 1
+    assert (stage1_run / "best.pt").is_file() and (stage1_run / "split.tsv").is_file()
+    assert set(metrics["split"]) == {"train", "valid", "test"}
+
+
+@pytest.mark.parametrize("paradigm", ["tune", "freeze"])
+def test_stage2_reports_model_and_both_baselines(data_file, stage1_run, tmp_path, paradigm):
+    cfg = TrainConfig(data=data_file, stage=2, init=str(stage1_run), paradigm=paradigm, **FAST)
+    metrics = run_training(cfg, tmp_path, workers=0)
+    for name in ("model", "mean_baseline", "weighted_mean_baseline"):
+        assert 0 < metrics["test"][name]["auprc"] <= 1
+        assert 0 < metrics["test"][name]["auroc"] <= 1
+    assert (tmp_path / "pr_curves.png").stat().st_size > 1000
+
+
+def test_resume_continues_to_the_same_result(data_file, tmp_path):
+    cfg = TrainConfig(data=data_file, stage=1, **{**FAST, "epochs": 3})
+    whole = run_training(cfg, tmp_path / "whole", workers=0)
+    run_training(replace(cfg, epochs=1), tmp_path / "cut", workers=0)
+    resumed = run_training(cfg, tmp_path / "cut", workers=0, resume=True)
+    assert _history(resumed) == _history(whole)
+    assert resumed["best_valid_auprc"] == whole["best_valid_auprc"]
+
+
+def test_same_seed_same_numbers(data_file, tmp_path):
+    cfg = TrainConfig(data=data_file, stage=1, **FAST)
+    a = run_training(cfg, tmp_path / "a", workers=0)
+    b = run_training(cfg, tmp_path / "b", workers=0)
+    c = run_training(replace(cfg, seed=1), tmp_path / "c", workers=0)
+    assert _history(a) == _history(b)
+    assert _history(a) != _history(c)
+
+
+def test_no_leakage_into_training(data_file, stage1_run, tmp_path, monkeypatch):
+    """Training batches hold only training cell types and bins outside the guarded validation
+    blocks; flipping every held-out label changes nothing that training sees."""
+    seen = []
+    for cls in (sampling.Stage1Sampler, sampling.Stage2Sampler):
+        original = cls.batch
+
+        def record(self, epoch, step, _original=original):
+            out = _original(self, epoch, step)
+            seen.append((out[0], out[1] if len(out) == 3 else None, self.cells if hasattr(self, "cells") else None))
+            return out
+        monkeypatch.setattr(cls, "batch", record)
+
+    stage1 = TrainConfig(data=data_file, stage=1, **FAST)
+    task = FoldTask.from_config(stage1)
+    run_training(stage1, tmp_path / "s1", workers=0)
+    stage2 = TrainConfig(data=data_file, stage=2, init=str(stage1_run), **FAST)
+    clean = run_training(stage2, tmp_path / "s2", workers=0)
+
+    held_out = set(task.fold.valid) | set(task.fold.test)
+    guard = task.dataset.context // task.dataset.stride
+    valid = task.bins.valid
+    for bins, cells, _ in seen:
+        assert not np.isin(bins, valid).any()
+        distance = np.abs(bins[:, None] - valid[None, :]).min(1)
+        same_chrom = task.dataset.bin_chrom[bins] == task.dataset.bin_chrom[valid[np.abs(bins[:, None] - valid[None, :]).argmin(1)]]
+        assert not ((distance <= guard) & same_chrom).any()
+        if cells is not None:
+            assert not held_out & set(cells.tolist())
+
+    # Poison every held-out label column: stage-2 training (batches, mean feature, loss) is unchanged.
+    ds = random_dataset(n_cells=12, chrom_len=12_000, positive_rate=0.1)
+    cols = sorted(held_out)
+    ds.labels[:, cols] = 1 - ds.labels[:, cols]
+    poisoned_file = tmp_path / "poisoned.h5"
+    write_dataset(poisoned_file, ds)
+    poisoned_task = FoldTask.from_config(replace(stage2, data=str(poisoned_file)))
+    assert np.array_equal(poisoned_task.mean_access, task.mean_access)
+    poisoned = run_training(replace(stage2, data=str(poisoned_file)), tmp_path / "s2p", workers=0)
+    assert [h["train_loss"] for h in poisoned["history"]] == [h["train_loss"] for h in clean["history"]]
+
+
+def _cli(capsys, *argv):
+    code = run_cli(train_main, list(argv))
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_bad_init_fold_and_gpu(data_file, stage1_run, tmp_path, capsys):
+    common = ["--data", data_file, "--folds", "3", "--width", "0.125", "--out", str(tmp_path / "x")]
+    code, err = _cli(capsys, *common, "--stage", "2", "--arch", "resnet", "--init", str(stage1_run))
+    assert code == 2 and len(err) == 1 and "--init" in err[0] and "resnet" in err[0]
+    code, err = _cli(capsys, *common, "--stage", "2", "--arch", "basset", "--init", data_file)
+    assert code == 2 and len(err) == 1 and "--init" in err[0]
+    code, err = _cli(capsys, *common, "--stage", "2", "--arch", "basset", "--init", str(tmp_path / "s1" / "best.pt"))
+    assert code == 2 and len(err) == 1 and "--init" in err[0]
+    code, err = _cli(capsys, *common, "--fold", "3")
+    assert code == 2 and len(err) == 1 and "--fold 3" in err[0]
+    code, err = _cli(capsys, *common, "--gpu")
+    assert code == 2 and len(err) == 1 and "--gpu" in err[0]
+    code, err = _cli(capsys, *common, "--arch", "alexnet")
+    assert code == 2 and "basset" in err[0]
+    assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_rerun_into_used_folder_needs_resume(data_file, stage1_run, capsys):
+    code, err = _cli(capsys, "--data", data_file, "--folds", "3", "--width", "0.125", "--arch", "basset",
+                     "--workers", "0", "--out", str(stage1_run))
+    assert code == 2 and "--resume" in err[0]
+    assert json.loads((stage1_run / "metrics.json").read_text())["history"]
