@@ -41,7 +41,7 @@ def latest_checkpoint(storage: Path) -> Checkpoint | None:
 
 def make_trainer(cfg: TrainConfig, storage: str, workers: int = 1, use_gpu: bool = False,
                  cpus_per_worker: float = 1, max_failures: int = 0, resume: Checkpoint | None = None,
-                 name: str = RUN_NAME) -> TorchTrainer:
+                 name: str = RUN_NAME, callbacks: list | None = None) -> TorchTrainer:
     """A TorchTrainer for ``cfg``: DDP over ``workers`` Ray Train workers."""
     resources = {"CPU": cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
     return TorchTrainer(
@@ -51,7 +51,7 @@ def make_trainer(cfg: TrainConfig, storage: str, workers: int = 1, use_gpu: bool
                                      resources_per_worker=resources if workers else None),
         run_config=RunConfig(name=name, storage_path=storage,
                              checkpoint_config=CheckpointConfig(num_to_keep=1),
-                             failure_config=FailureConfig(max_failures=max_failures)),
+                             failure_config=FailureConfig(max_failures=max_failures), callbacks=callbacks),
         resume_from_checkpoint=resume,
     )
 

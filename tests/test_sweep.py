@@ -1,0 +1,211 @@
+"""The sweep end to end: real local Ray, real sqlite MLflow store, real mlflow server; kill and resume.
+
+Each sweep runs as its own process (as a user runs it) in its own process group, so a test can
+SIGKILL the driver and then stop everything that driver started, by process group id.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from chromtune.errors import run_cli
+from chromtune.sweep import main as sweep_main
+
+SMOKE = ["--arch", "basset", "--folds", "2", "--smoke-test"]
+EXPERIMENT = "chromtune-demo-v1-seed0"
+
+
+def sweep_process(workdir: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "CHROMTUNE_CACHE": str(workdir / "cache"), "PYTHONUNBUFFERED": "1",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    log_path = workdir / f"sweep-{time.time_ns()}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "chromtune.sweep", *SMOKE, *extra], cwd=workdir, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log_path
+    return proc
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop the sweep and everything it started (its process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 420) -> str:
+    try:
+        code = proc.wait(timeout=timeout)
+    finally:
+        stop_group(proc)
+    log = proc.log_path.read_text()
+    assert code == 0, log[-3000:]
+    return log
+
+
+def runs_by_level(workdir: Path) -> dict:
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], max_results=10_000)
+    levels = {}
+    for run in runs:
+        levels.setdefault(run.data.tags.get("chromtune.level"), []).append(run)
+    return levels
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("sweep")
+    log = finish(sweep_process(workdir))
+    return workdir, log
+
+
+@pytest.mark.slow
+def test_smoke_sweep_builds_the_run_tree(smoke_sweep):
+    workdir, log = smoke_sweep
+    levels = runs_by_level(workdir)
+    assert len(levels["sweep"]) == 1 and len(levels["fold"]) == 2 and len(levels["stage"]) == 4
+    assert len(levels["trial"]) == 8  # 2 folds x 2 stages x 2 smoke trials
+    ids = {run.info.run_id: run for runs in levels.values() for run in runs}
+    parent_level = {"fold": "sweep", "stage": "fold", "trial": "stage"}
+    for level, parent in parent_level.items():
+        for run in levels[level]:
+            assert ids[run.data.tags["mlflow.parentRunId"]].data.tags["chromtune.level"] == parent
+    for run in (run for runs in levels.values() for run in runs):
+        assert run.info.status == "FINISHED"
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    for trial in levels["trial"]:
+        history = client.get_metric_history(trial.info.run_id, "valid_auprc")
+        assert len(history) == 1 and 0 <= history[0].value <= 1  # one epoch in the smoke test
+        assert {"lr", "batch_size"} <= set(trial.data.params)
+    for fold in levels["fold"]:
+        tags, metrics = fold.data.tags, fold.data.metrics
+        assert tags["arch"] == "basset" and tags["paradigm"] == "tune" and tags["mean"] == "True"
+        for name in ("model", "mean_baseline", "weighted_mean_baseline"):
+            assert 0 < metrics[f"test_{name}_auprc"] <= 1 and 0 < metrics[f"test_{name}_auroc"] <= 1
+        artifacts = {a.path for a in client.list_artifacts(fold.info.run_id)}
+        assert {"metrics.json", "split.tsv", "pr_curves.png"} <= artifacts
+    root = next((workdir / "ray_results").iterdir())
+    for fold in range(2):
+        for stage in (1, 2):
+            selected = json.loads((root / f"fold{fold}-stage{stage}.json").read_text())
+            assert selected["trials"] == 2 and set(selected["params"]) == {"batch_size", "lr"}
+        assert "model" in json.loads((root / f"fold{fold}-test.json").read_text())
+    assert "mean" in (root / "summary.csv").read_text()
+    assert "Configuration for experiment" not in log and "test AUPRC" in log
+
+
+@pytest.mark.slow
+def test_selected_model_is_logged_to_mlflow(smoke_sweep):
+    import mlflow
+
+    workdir, _ = smoke_sweep
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    models = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
+    assert len(models) == 2
+    info = mlflow.models.get_model_info(models[0].model_uri)
+    width = info.signature.inputs.inputs[0].shape[1]
+    assert width == 4 * 500 + 50 + 1  # one-hot window, the demo's genes, the mean feature
+    import numpy as np
+    out = np.asarray(mlflow.pyfunc.load_model(models[0].model_uri).predict(np.zeros((3, width), np.float32)))
+    assert out.shape == (3,) and ((out >= 0) & (out <= 1)).all()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_mlflow_server_answers_runs_search(smoke_sweep):
+    workdir, _ = smoke_sweep
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}", "--workers", "1"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/experiments/get-by-name?experiment_name={EXPERIMENT}", timeout=2) as r:
+                    experiment_id = json.load(r)["experiment"]["experiment_id"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not answer")
+        body = json.dumps({"experiment_ids": [experiment_id], "max_results": 1000}).encode()
+        request = urllib.request.Request(f"{base}/runs/search", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            runs = json.load(r)["runs"]
+        assert len(runs) == 1 + 2 + 4 + 8
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_kill_and_resume(tmp_path):
+    first = sweep_process(tmp_path)
+    deadline = time.time() + 300
+    log_file = first.log_path
+    while "trial 1/2 finished" not in log_file.read_text():
+        assert first.poll() is None, log_file.read_text()[-2000:]
+        assert time.time() < deadline, "no trial finished in time"
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)  # the driver dies mid-sweep ...
+    stop_group(first)                   # ... and we clean up what it started
+    finished_before = {run.data.tags["chromtune.trial_id"] for run in runs_by_level(tmp_path)["trial"]
+                       if run.info.status == "FINISHED"}
+    assert finished_before
+    finish(sweep_process(tmp_path, "--resume"))
+    levels = runs_by_level(tmp_path)
+    finished = [run.data.tags["chromtune.trial_id"] for run in levels["trial"] if run.info.status == "FINISHED"]
+    assert len(finished) == len(set(finished)) == 8  # every trial exactly one FINISHED run
+    assert all(run.info.status in ("FINISHED", "KILLED") for run in levels["trial"])
+    reran = [run for run in levels["trial"] if run.data.tags["chromtune.trial_id"] in finished_before]
+    assert len(reran) == len(finished_before)  # finished trials were not run again
+    assert len(levels["sweep"]) == 1 and len(levels["fold"]) == 2 and len(levels["stage"]) == 4
+    assert all(run.info.status == "FINISHED" for run in levels["sweep"] + levels["fold"] + levels["stage"])
+
+
+def test_resume_with_nothing_to_resume(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
+    code = run_cli(sweep_main, [*SMOKE, "--resume"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--resume" in err[0]
+
+
+def test_bad_search_space_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
+    space = tmp_path / "bad.yaml"
+    space.write_text("sampler: grid\nparams: {lr: {uniform: [0.1, 0.2]}}\n")
+    code = run_cli(sweep_main, [*SMOKE, "--stage1-space", str(space), "--storage", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(space) in err[0] and "params.lr" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_unsatisfiable_resources_fail_fast(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "chromtune.sweep", *SMOKE, "--gpus-per-worker", "1"],
+                          cwd=tmp_path, env={**os.environ, "CHROMTUNE_CACHE": str(tmp_path / "cache")},
+                          capture_output=True, text=True, timeout=180, start_new_session=True)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("chromtune:")]
+    assert proc.returncode == 2 and len(lines) == 1 and "--gpus-per-worker" in lines[0]
+    assert "Traceback" not in proc.stderr
