@@ -25,6 +25,9 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except UserError as err:
         print(f"chromtune: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `chromtune inspect --json | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("chromtune: interrupted", file=sys.stderr)
         return 130
