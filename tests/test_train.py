@@ -142,3 +142,22 @@ def test_rerun_into_used_folder_needs_resume(data_file, stage1_run, capsys):
                      "--workers", "0", "--out", str(stage1_run))
     assert code == 2 and "--resume" in err[0]
     assert json.loads((stage1_run / "metrics.json").read_text())["history"]
+
+
+def test_held_out_chromosomes_any_names(tmp_path):
+    """--test-chroms: whole chromosomes (here chrX and chrY) stay out of both stages' training and
+    the test cell types are scored on them only."""
+    ds = random_dataset(n_chroms=4, n_cells=12, chrom_len=12_000, positive_rate=0.1)
+    ds.chromosomes = ["chr1", "chr2", "chrX", "chrY"]
+    ds.genome = dict(zip(ds.chromosomes, ds.genome.values()))
+    path = tmp_path / "xy.h5"
+    write_dataset(path, ds)
+    fast = {**FAST, "eval_every": 1}
+    s1 = run_training(TrainConfig(data=str(path), stage=1, test_chroms=["chrX", "chrY"], **fast), tmp_path / "s1",
+                      workers=0)
+    s2 = run_training(TrainConfig(data=str(path), stage=2, init=str(tmp_path / "s1"), test_chroms=["chrX", "chrY"],
+                                  **fast), tmp_path / "s2", workers=0)
+    on_xy = int((ds.bin_chrom >= 2).sum())
+    assert s1["n_bins"]["test"] == s2["n_bins"]["test"] == on_xy
+    assert s1["n_bins"]["train"] + s1["n_bins"]["valid"] <= ds.n_bins - on_xy
+    assert 0 < s2["test"]["model"]["auprc"] <= 1

@@ -1,0 +1,36 @@
+"""Both stages end to end on the demo data set through Ray Train's TorchTrainer: 1 worker, and 2
+workers with DDP on CPU (gloo). The model must beat the mean-accessibility baseline on the test
+cell types."""
+
+import pytest
+import ray
+
+from chromtune.data.demo import demo_path
+from chromtune.ray_runtime import start_ray
+from chromtune.train.config import TrainConfig
+from chromtune.train.runner import run_training
+
+STAGE1 = dict(arch="basset", width=0.25, epochs=2, batches_per_epoch=60, batch_size=128, lr=2e-3)
+STAGE2 = dict(arch="basset", width=0.25, epochs=2, batches_per_epoch=40, batch_size=256, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    started = not ray.is_initialized()
+    start_ray()
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_two_stages_through_torch_trainer_beat_the_mean_baseline(local_ray, tmp_path, monkeypatch, workers):
+    monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
+    data = str(demo_path())
+    stage1 = run_training(TrainConfig(data=data, stage=1, **STAGE1), tmp_path / "s1", workers=workers)
+    assert len(stage1["history"]) == 2
+    stage2 = run_training(TrainConfig(data=data, stage=2, init=str(tmp_path / "s1"), paradigm="tune",
+                                      with_mean=True, **STAGE2), tmp_path / "s2", workers=workers)
+    test = stage2["test"]
+    assert test["model"]["auprc"] > test["mean_baseline"]["auprc"], test
