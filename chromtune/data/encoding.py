@@ -7,8 +7,12 @@ from the compact uint8 codes, so only 1 byte per base crosses host memory and th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 ALPHABET = "ACGT"
 
@@ -29,9 +33,12 @@ def decode(codes: np.ndarray) -> str:
     return "".join(np.asarray(list(ALPHABET + "N"))[np.minimum(codes, 4)])
 
 
-def one_hot(codes: torch.Tensor | np.ndarray, device: torch.device | str | None = None,
-            dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(N, L) uint8 codes -> (N, 4, L) one-hot of ``dtype`` on ``device``."""
+def one_hot(codes: "torch.Tensor | np.ndarray", device: "torch.device | str | None" = None,
+            dtype: "torch.dtype | None" = None) -> "torch.Tensor":
+    """(N, L) uint8 codes -> (N, 4, L) one-hot of ``dtype`` (default float32) on ``device``."""
+    import torch  # here, not at module level: prepare/inspect/import never pay for torch
+
+    dtype = dtype or torch.float32
     codes = torch.as_tensor(codes).to(device=device, non_blocking=True)
     channels = torch.arange(4, dtype=codes.dtype, device=codes.device).view(1, 4, 1)
     # Comparing straight into a float output is ~10x faster on a CPU than comparing, then casting.
