@@ -122,7 +122,7 @@ def sweep_trial(config: dict) -> None:
     from ray import tune
 
     from chromtune.train.loop import run_loop
-    from chromtune.train.runner import make_trainer
+    from chromtune.train.runner import latest_checkpoint, make_trainer
 
     cfg = TrainConfig.from_dict(config)
     workers = config["runtime_workers"]
@@ -131,10 +131,13 @@ def sweep_trial(config: dict) -> None:
         return
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    checkpoint = tune.get_checkpoint()
+    # Train's checkpoints stay in Train's storage (TuneReportCallback forwards their path as the
+    # metric ``checkpoint_path``), so a restarted trial resumes from its Train run's latest one.
+    name = f"train-{tune.get_context().get_trial_id()}"
+    resume = latest_checkpoint(Path(config["runtime_storage"]), name)
     trainer = make_trainer(cfg, config["runtime_storage"], workers, bool(config["runtime_gpus"]),
-                           config["runtime_cpus"], max_failures=config["runtime_max_failures"], resume=checkpoint,
-                           name=f"train-{tune.get_context().get_trial_id()}", callbacks=[TuneReportCallback()])
+                           config["runtime_cpus"], max_failures=config["runtime_max_failures"], resume=resume,
+                           name=name, callbacks=[TuneReportCallback()])
     trainer.fit()
 
 
@@ -193,8 +196,9 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
                    "runtime_workers": args.workers_per_trial, "runtime_gpus": args.gpus_per_worker,
                    "runtime_cpus": args.cpus_per_worker, "runtime_max_failures": 2,
                    "runtime_storage": str(plan.root)}
+    # A trial that drives a TorchTrainer only waits on it; its workers request the real resources.
     resources = ({"CPU": args.cpus_per_worker, "GPU": args.gpus_per_worker} if args.workers_per_trial == 0
-                 else {"CPU": 0})
+                 else {"CPU": 0.01})
     trainable = tune.with_resources(sweep_trial, resources)
     logger = TrialLogger(plan.tracking_uri, plan.experiment, plan.key, stage_run,
                          {k: v for k, v in tags.items() if k != "chromtune.level"}, list(space.params), label,
@@ -217,13 +221,13 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
     results = tuner.fit()
-    finished = [r for r in results if r.error is None and r.checkpoint is not None]
+    finished = [r for r in results if r.error is None and _checkpoint_dir(r)]
     if not finished:
         raise RuntimeError(f"{label}: every trial failed; see {path}")
     best = max(finished, key=lambda r: r.metrics.get("best_valid_auprc", float("-inf")))
     selected = plan.root / f"{name}-selected"
     shutil.rmtree(selected, ignore_errors=True)
-    shutil.copytree(best.checkpoint.to_directory(), selected)
+    shutil.copytree(_checkpoint_dir(best), selected)
     choice = {"config": {k: v for k, v in best.config.items() if not k.startswith("runtime_")},
               "params": {k: best.config[k] for k in space.params}, "best_valid_auprc": best.metrics["best_valid_auprc"],
               "checkpoint": str(selected), "trials": len(results)}
@@ -233,6 +237,13 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     print(f"[{label}] selected {choice['params']} valid_auprc={choice['best_valid_auprc']:.4f}", flush=True)
     write_text(marker, json.dumps(choice, indent=1))
     return choice
+
+
+def _checkpoint_dir(result) -> str | None:
+    """A trial's last epoch checkpoint: Tune's own (in-process trials) or Train's (TorchTrainer trials)."""
+    if result.checkpoint is not None:
+        return result.checkpoint.to_directory()
+    return (result.metrics or {}).get("checkpoint_path")
 
 
 def evaluate_fold(plan: SweepPlan, tracker, fold: int, fold_run: str, stage2: dict) -> dict:

@@ -33,9 +33,9 @@ from chromtune.train.task import FoldTask
 RUN_NAME = "train"
 
 
-def latest_checkpoint(storage: Path) -> Checkpoint | None:
-    """The newest epoch checkpoint under a run's Ray storage folder, if any."""
-    found = sorted(storage.glob(f"{RUN_NAME}/**/epoch_*/{STATE_FILE}"), key=lambda p: p.parent.name)
+def latest_checkpoint(storage: Path, name: str = RUN_NAME) -> Checkpoint | None:
+    """The newest epoch checkpoint of run ``name`` under a Ray storage folder, if any."""
+    found = sorted(storage.glob(f"{name}/**/epoch_*/{STATE_FILE}"), key=lambda p: p.parent.name)
     return Checkpoint.from_directory(str(found[-1].parent)) if found else None
 
 
