@@ -1,12 +1,13 @@
 """The embedded demo data set: a small synthetic genome whose accessibility is driven by real TF motifs.
 
-Built from a seed in a fraction of a second, with no download, so that a full sweep runs on a laptop and the
-science is visible in its results:
+Built from a seed in well under a second, with no download, so that a full sweep runs on a laptop
+CPU and the science is visible in its results: a model that reads the motifs and the TFs'
+expression beats the mean-accessibility baseline on held-out cell types.
 
-* **Genome** -- chromosomes chr1..chr6 (970 kb) drawn from a first-order Markov chain whose
+* **Genome** -- chromosomes chr1..chr6 (4.0 Mb) drawn from a first-order Markov chain whose
   transitions follow approximate human dinucleotide frequencies (GC about 41 %, CpG observed /
-  expected about 0.24). Bins of 200 bp every 100 bp, every bin kept (9,694 bins); model context
-  500 bp (short, so the demo trains on a CPU).
+  expected about 0.24). Bins of 200 bp laid end to end (stride 200), every bin kept: 20,000 bins.
+  Model context 300 bp (the bin and 50 bp either side).
 * **Motifs** -- nine JASPAR 2024 CORE vertebrate profiles (``motifs.json``, CC BY 4.0): CTCF
   (ubiquitous sites), SPI1, CEBPB, GATA1, HNF4A, FOXA2, NEUROD1, MYOD1 and POU5F1::SOX2.
 * **Cell types** -- 30 in six lineages (myeloid, erythroid, endoderm, neural, muscle,
@@ -14,29 +15,47 @@ science is visible in its results:
   in its lineage(s) and low elsewhere, with cell-to-cell variation inside a lineage; 6 lineage
   markers follow the lineages but drive nothing; 34 noise TFs (levels spread like housekeeping
   TFs, about 0.4-650 TPM) carry no signal at all.
-* **Sites** -- 1,200 regions of 200-300 bp centred on planted motif instances (one, two
-  homotypic copies, or two different motifs: SPI1+CEBPB, HNF4A+FOXA2). The activity logit of
-  motif m in cell type j is ``lam[j, m] = (x_tf[j] - 3.0) / 0.5`` for its driver's expression x
-  (log1p TPM); the composite POU5F1::SOX2 profile needs both TFs (``lam = logit(sigmoid(lam_POU5F1)
-  * sigmoid(lam_SOX2))``); ``truth/tf_activity`` is ``sigmoid(lam)``. A site with offset d (logit
-  units, drawn per site) opens in j with probability
-  ``p = sigmoid(lam[j, m] - d)`` (the product over its motifs for two-motif sites); a second
-  homotypic copy lowers d by 2; every site also opens with probability LEAK = 0.03 whatever the TFs
-  do (accessibility nobody can explain). The label is one Bernoulli draw of p per (site, cell type).
+* **Sites** -- 5,750 regions of 200-300 bp (about 400-800 per motif), each a cluster of planted
+  instances: two or three homotypic copies of one motif, or one copy each of two motifs
+  (SPI1+CEBPB, HNF4A+FOXA2), 4-20 bp apart, the cluster centred on the site. An instance is drawn
+  from its PWM raised to the power SHARPEN = 3 and renormalised per column: the consensus and the
+  base preferences are JASPAR's, but instances lie close to the consensus, like the strong sites
+  at peak summits. The activity logit of motif m in cell type j is
+  ``lam[j, m] = (x_tf[j] - 3.0) / 0.5`` for its driver's expression x (log1p TPM); the composite
+  POU5F1::SOX2 profile needs both TFs (``lam = logit(sigmoid(lam_POU5F1) * sigmoid(lam_SOX2))``);
+  ``truth/tf_activity`` is ``sigmoid(lam)``. A site with offset d (logit units, drawn per site)
+  opens in j with probability ``p = sigmoid(lam[j, m] - d)`` (the product over its motifs for
+  two-motif sites); each homotypic copy beyond the first lowers d by 1; every site also opens
+  with probability LEAK = 0.03 whatever the TFs do (accessibility nobody can explain). The label
+  is one Bernoulli draw of p per (site, cell type).
 * **Bins** -- a bin is positive in a cell type when > 50 % of it overlaps an open site's region
-  (the rule of real data); sites are >= 500 bp apart, so a bin counts for at most one site. The
-  oracle ``truth/oracle`` is p of that site (0 for other bins): what a perfect sequence +
-  expression model could know. Positives per cell type: 4-10 %.
+  (the rule of real data). Each site is centred within 40 bp of a bin's centre, so it covers
+  exactly that bin and its whole cluster lies inside it; site bins are >= 3 bins (600 bp) apart,
+  so no window reaches a second site's motifs. The oracle ``truth/oracle`` is p of the bin's site
+  (0 for other bins): what a perfect sequence + expression model could know. Positives per cell
+  type: 5-9 %.
+
+Why this layout. Models must learn the motifs within a few hundred CPU steps, not memorise
+bins. An earlier design (v1: 970 kb, bins every 100 bp, context 500, 1,200 sites of single
+instances drawn from the raw PWMs, about 130 per motif) let a width-0.25 Basset reach 0.92 AUROC
+on its training bins but 0.55 on held-out bin blocks after 300 steps, while the motif-level
+oracle scored 0.98. Three changes make sequence -> accessibility generalise: about 5x more sites
+per motif in a 2x larger genome of non-overlapping bins (each bin an independent example, still
+<= 20,000 bins so evaluation stays cheap); clustered, near-consensus instances (a strong,
+learnable signal per site); and a 300 bp context (less random background to memorise, 1.4x
+faster steps). The labels keep their noise (per-site offsets, cell-to-cell expression
+variation, leak), so the mean-accessibility baseline's AUPRC stays near 0.6 and the oracle's
+about 0.3 above it.
 
 Array contracts (S sites, I planted instances, M motifs, T cell types, G genes, n bins)::
 
     truth/motif_ids, motif_names, motif_tfs  (M,)     bytes   JASPAR ID, profile name, driver genes
-    truth/motif_pwm                          (M,4,W)  float32 probabilities A,C,G,T; zero past width
+    truth/motif_pwm                          (M,4,W)  float32 JASPAR probabilities A,C,G,T; zero past width
     truth/motif_width                        (M,)     int32
     truth/site_chrom, site_center            (S,)     int32 / int64
     truth/site_width                         (S,)     int32   region width (bp)
     truth/site_motif, site_motif2            (S,)     int32   second motif -1 when none
-    truth/site_copies                        (S,)     int32   homotypic copies of site_motif
+    truth/site_copies                        (S,)     int32   copies of site_motif (1 for two-motif sites)
     truth/site_offset                        (S,2)    float32 d per motif (second 0 when none)
     truth/site_prob                          (S,T)    float32 probability the site is open
     truth/instance_site, instance_motif      (I,)     int32
@@ -62,16 +81,19 @@ import numpy as np
 
 from chromtune.data.dataset import Dataset, write_dataset
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 BIN_SIZE = 200
-STRIDE = 100
-CONTEXT = 500
-CHROM_LENGTHS = (220_000, 190_000, 170_000, 150_000, 130_000, 110_000)
-MIN_SITE_GAP = 500          # bp between site centres, > max region width + bin size / 2
-EDGE = 1_000                # no site centre closer than this to a chromosome end
+STRIDE = 200                # bins laid end to end: each bin is an independent example
+CONTEXT = 300
+CHROM_LENGTHS = (860_000, 760_000, 680_000, 630_000, 570_000, 500_000)
+SITE_SPACING = 3            # bins from one site's bin to the next at least (600 bp > context + cluster)
+EDGE_BINS = 5               # no site in the first or last bins of a chromosome
+SITE_JITTER = 40            # bp a site's centre may lie from its bin's centre
+COPY_GAP = (4, 20)          # bp between neighbouring instances of a cluster
+SHARPEN = 3.0               # instances are drawn from pwm ** SHARPEN (renormalised): near-consensus
 ACTIVITY_MIDPOINT = 3.0     # log1p TPM at which a driver TF is half active
 ACTIVITY_SCALE = 0.5        # log1p TPM per logit unit
-COPY_BONUS = 2.0            # logit units a second homotypic motif copy adds
+COPY_BONUS = 1.0            # logit units each homotypic copy beyond the first adds
 LEAK = 0.03                 # chance a site opens whatever the TFs do (unexplained accessibility)
 
 # Approximate human dinucleotide frequencies (%, rows: first base A,C,G,T; columns: second base).
@@ -115,20 +137,22 @@ NOISE_GENES = ["YY1", "SP1", "NRF1", "MAX", "MYC", "E2F1", "ATF1", "CREB1", "ZNF
                "KLF16", "ZBTB7A", "NFE2L2"]
 
 # Site design: (primary motif, second motif or None, number of sites, offset range (logit units)).
+# Lineages with several motifs (myeloid, endoderm) get fewer sites per motif, so that every cell
+# type's positives stay within 5-9 % of the bins.
 SITE_DESIGN = [
-    ("CTCF", None, 100, (-5.0, -1.0)),
-    ("SPI1", None, 120, (-0.5, 5.0)),
-    ("CEBPB", None, 100, (-0.5, 5.0)),
-    ("GATA1", None, 160, (-0.5, 5.0)),
-    ("HNF4A", None, 110, (-0.5, 5.0)),
-    ("FOXA2", None, 90, (-0.5, 5.0)),
-    ("NEUROD1", None, 160, (-0.5, 5.0)),
-    ("MYOD1", None, 160, (-0.5, 5.0)),
-    ("Pou5f1::Sox2", None, 130, (-1.0, 4.0)),
-    ("SPI1", "CEBPB", 40, (-1.0, 3.0)),
-    ("HNF4A", "FOXA2", 30, (-1.0, 3.0)),
+    ("CTCF", None, 500, (-5.0, -1.0)),
+    ("SPI1", None, 500, (-0.5, 5.0)),
+    ("CEBPB", None, 400, (-0.5, 5.0)),
+    ("GATA1", None, 800, (-0.5, 5.0)),
+    ("HNF4A", None, 500, (-0.5, 5.0)),
+    ("FOXA2", None, 400, (-0.5, 5.0)),
+    ("NEUROD1", None, 800, (-0.5, 5.0)),
+    ("MYOD1", None, 800, (-0.5, 5.0)),
+    ("Pou5f1::Sox2", None, 700, (-1.0, 4.0)),
+    ("SPI1", "CEBPB", 200, (-1.0, 3.0)),
+    ("HNF4A", "FOXA2", 150, (-1.0, 3.0)),
 ]
-HOMOTYPIC_FRACTION = 0.25   # single-motif sites carrying a second copy of the motif
+HOMOTYPIC_COPIES = (2, 3)   # copies of the motif at a single-motif site, equally likely
 
 
 @dataclass(frozen=True)
@@ -175,9 +199,15 @@ def markov_background(rng: np.random.Generator, length: int, chains: int = 1024)
     return out.T.reshape(-1)[:length]
 
 
+def sharpened(pwm: np.ndarray, power: float) -> np.ndarray:
+    """(4, W) ``pwm ** power`` renormalised per column: same consensus, instances closer to it."""
+    raised = pwm ** power
+    return raised / raised.sum(0)
+
+
 def sample_instances(rng: np.random.Generator, motif: Motif, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, width) uint8 codes drawn from the PWM, reverse-complemented on a random strand; and the strands."""
-    cumulative = np.cumsum(motif.pwm, axis=0)[:3]                    # (3, W)
+    """(n, width) uint8 codes drawn from the sharpened PWM, reverse-complemented on a random strand; and the strands."""
+    cumulative = np.cumsum(sharpened(motif.pwm, SHARPEN), axis=0)[:3]  # (3, W)
     codes = (rng.random((n, motif.width))[:, None, :] > cumulative[None]).sum(1).astype(np.uint8)
     strand = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
     reverse = strand < 0
@@ -216,23 +246,31 @@ def motif_logits(motifs: list[Motif], genes: list[str], expression: np.ndarray) 
     return np.stack(logits, axis=1)
 
 
-def place_sites(rng: np.random.Generator, n_sites: int) -> tuple[np.ndarray, np.ndarray]:
-    """Site chromosomes and centres: random, sorted, at least MIN_SITE_GAP apart, spread by length."""
-    lengths = np.asarray(CHROM_LENGTHS)
-    per_chrom = np.floor(n_sites * lengths / lengths.sum()).astype(int)
+def bin_layout() -> tuple[np.ndarray, np.ndarray]:
+    """(n,) bin chromosomes and starts: every bin of every chromosome, end to end."""
+    counts = np.asarray([(length - BIN_SIZE) // STRIDE + 1 for length in CHROM_LENGTHS])
+    bin_chrom = np.repeat(np.arange(len(CHROM_LENGTHS)), counts)
+    first_bin = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    bin_start = (np.arange(counts.sum()) - first_bin[bin_chrom]) * STRIDE
+    return bin_chrom, bin_start.astype(np.int64)
+
+
+def place_sites(rng: np.random.Generator, n_sites: int, bin_chrom: np.ndarray) -> np.ndarray:
+    """(n_sites,) sorted bin indices of the sites: random, >= SITE_SPACING apart, spread by chromosome size."""
+    counts = np.bincount(bin_chrom)
+    first_bin = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    per_chrom = np.floor(n_sites * counts / counts.sum()).astype(int)
     per_chrom[: n_sites - per_chrom.sum()] += 1
-    chroms, centres = [], []
-    for c, (length, n) in enumerate(zip(lengths, per_chrom)):
-        free = length - 2 * EDGE - (n - 1) * MIN_SITE_GAP
-        if free <= 0:
-            raise ValueError("demo design: too many sites for the genome")
-        centres.append(EDGE + np.sort(rng.integers(0, free, size=n)) + np.arange(n) * MIN_SITE_GAP)
-        chroms.append(np.full(n, c))
-    return np.concatenate(chroms).astype(np.int32), np.concatenate(centres).astype(np.int64)
+    free = counts - 2 * EDGE_BINS - (per_chrom - 1) * SITE_SPACING
+    if (free <= 0).any():
+        raise ValueError("demo design: too many sites for the genome")
+    return np.concatenate([first + EDGE_BINS + np.sort(rng.integers(0, room, size=n)) + np.arange(n) * SITE_SPACING
+                           for first, room, n in zip(first_bin, free, per_chrom)])
 
 
-def site_table(rng: np.random.Generator, motifs: list[Motif]) -> dict[str, np.ndarray]:
-    """Per site: motif, second motif, homotypic copies and offsets, in random genomic order."""
+def site_table(rng: np.random.Generator, motifs: list[Motif], bin_chrom: np.ndarray,
+               bin_start: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per site: motifs, homotypic copies, offsets and region, in random genomic order; and each site's bin."""
     index = {m.name: i for i, m in enumerate(motifs)}
     first, second, low, high = [], [], [], []
     for name, other, count, (lo, hi) in SITE_DESIGN:
@@ -246,31 +284,35 @@ def site_table(rng: np.random.Generator, motifs: list[Motif]) -> dict[str, np.nd
     n = len(first)
     offset = rng.uniform(low[:, None], high[:, None], size=(n, 2))
     offset[second < 0, 1] = 0.0
-    copies = np.where((second < 0) & (rng.random(n) < HOMOTYPIC_FRACTION), 2, 1)
+    copies = np.where(second < 0, rng.choice(HOMOTYPIC_COPIES, size=n), 1)
     offset[:, 0] -= COPY_BONUS * (copies - 1)
-    chrom, centre = place_sites(rng, n)
-    return dict(
-        site_chrom=chrom, site_center=centre,
+    site_bin = place_sites(rng, n, bin_chrom)
+    centre = bin_start[site_bin] + BIN_SIZE // 2 + rng.integers(-SITE_JITTER, SITE_JITTER + 1, size=n)
+    sites = dict(
+        site_chrom=bin_chrom[site_bin].astype(np.int32), site_center=centre.astype(np.int64),
         site_width=rng.integers(200, 301, size=n).astype(np.int32),
         site_motif=first.astype(np.int32), site_motif2=second.astype(np.int32),
         site_copies=copies.astype(np.int32), site_offset=offset.astype(np.float32),
     )
+    return sites, site_bin
 
 
 def plant_instances(rng: np.random.Generator, genome: np.ndarray, chrom_offset: np.ndarray,
                     sites: dict[str, np.ndarray], motifs: list[Motif]) -> dict[str, np.ndarray]:
-    """Write motif instances into the flat ``genome`` (in place), centred on the sites; return the instances."""
-    n = len(sites["site_motif"])
-    second = np.where(sites["site_copies"] == 2, sites["site_motif"], sites["site_motif2"])
-    widths = np.asarray([m.width for m in motifs])
-    gap = rng.integers(4, 21, size=n)
-    w1 = widths[sites["site_motif"]]
-    w2 = np.where(second >= 0, widths[np.maximum(second, 0)], 0)
-    span = w1 + np.where(second >= 0, gap + w2, 0)
-    start1 = sites["site_center"] - span // 2
-    inst_site = np.concatenate([np.arange(n), np.flatnonzero(second >= 0)])
-    inst_motif = np.concatenate([sites["site_motif"], second[second >= 0]])
-    inst_start = np.concatenate([start1, (start1 + w1 + gap)[second >= 0]]).astype(np.int64)
+    """Write each site's cluster of instances into the flat ``genome`` (in place), centred on the site; return them."""
+    two = sites["site_motif2"] >= 0
+    per_site = np.where(two, 2, sites["site_copies"])
+    inst_site = np.repeat(np.arange(len(per_site)), per_site)
+    first = np.cumsum(per_site) - per_site                             # index of each site's first instance
+    rank = np.arange(len(inst_site)) - first[inst_site]
+    inst_motif = np.where((rank > 0) & two[inst_site], sites["site_motif2"][inst_site], sites["site_motif"][inst_site])
+    width = np.asarray([m.width for m in motifs])[inst_motif]
+    gap = np.where(rank > 0, rng.integers(COPY_GAP[0], COPY_GAP[1] + 1, size=len(inst_site)), 0)
+    footprint = gap + width                                            # an instance and the gap before it
+    before = np.cumsum(footprint) - footprint
+    within = before - before[first][inst_site] + gap                   # start inside the cluster
+    span = np.add.reduceat(footprint, first)
+    inst_start = (sites["site_center"] - span // 2)[inst_site] + within
     inst_strand = np.zeros(len(inst_site), dtype=np.int8)
     flat_start = chrom_offset[sites["site_chrom"][inst_site]] + inst_start
     for m, motif in enumerate(motifs):
@@ -278,7 +320,7 @@ def plant_instances(rng: np.random.Generator, genome: np.ndarray, chrom_offset: 
         codes, inst_strand[rows] = sample_instances(rng, motif, len(rows))
         genome[flat_start[rows, None] + np.arange(motif.width)] = codes
     return dict(instance_site=inst_site.astype(np.int32), instance_motif=inst_motif.astype(np.int32),
-                instance_start=inst_start, instance_strand=inst_strand)
+                instance_start=inst_start.astype(np.int64), instance_strand=inst_strand)
 
 
 def site_probabilities(sites: dict[str, np.ndarray], logits: np.ndarray) -> np.ndarray:
@@ -289,24 +331,6 @@ def site_probabilities(sites: dict[str, np.ndarray], logits: np.ndarray) -> np.n
     two = sites["site_motif2"] >= 0
     prob[two] *= sigmoid(logits[:, sites["site_motif2"][two]].T - sites["site_offset"][two, 1:])
     return LEAK + (1.0 - LEAK) * prob
-
-
-def bins_and_sites(sites: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bin chromosomes, starts, and for each bin the site whose region covers > 50 % of it (-1: none)."""
-    counts = np.asarray([(length - BIN_SIZE) // STRIDE + 1 for length in CHROM_LENGTHS])
-    first_bin = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    bin_chrom = np.repeat(np.arange(len(CHROM_LENGTHS)), counts)
-    bin_start = (np.arange(counts.sum()) - first_bin[bin_chrom]) * STRIDE
-    lo = sites["site_center"] - sites["site_width"] // 2
-    hi = lo + sites["site_width"]
-    k = (lo - BIN_SIZE) // STRIDE + np.arange((300 + BIN_SIZE) // STRIDE + 2)[:, None]    # (K, S) candidates
-    start = k * STRIDE
-    overlap = np.minimum(start + BIN_SIZE, hi) - np.maximum(start, lo)
-    chrom = sites["site_chrom"]
-    valid = (overlap * 2 > BIN_SIZE) & (k >= 0) & (k < counts[chrom])
-    bin_site = np.full(counts.sum(), -1, dtype=np.int32)
-    bin_site[(first_bin[chrom] + k)[valid]] = np.broadcast_to(np.arange(len(chrom)), k.shape)[valid]
-    return bin_chrom, bin_start, bin_site
 
 
 def _bytes(values) -> np.ndarray:
@@ -321,18 +345,18 @@ def build_demo(seed: int = 0) -> Dataset:
     chroms = [f"chr{i + 1}" for i in range(len(CHROM_LENGTHS))]
     chrom_offset = np.concatenate([[0], np.cumsum(CHROM_LENGTHS)[:-1]])
     flat = markov_background(genome_rng, int(sum(CHROM_LENGTHS)))
-    sites = site_table(site_rng, motifs)
+    bin_chrom, bin_start = bin_layout()
+    sites, site_bin = site_table(site_rng, motifs, bin_chrom, bin_start)
     instances = plant_instances(plant_rng, flat, chrom_offset, sites, motifs)
     cells, lineage, genes, expression, roles = expression_profiles(expr_rng)
     logits = motif_logits(motifs, genes, expression)
     prob = site_probabilities(sites, logits)
-    site_open = (label_rng.random(prob.shape) < prob).astype(np.uint8)
-    bin_chrom, bin_start, bin_site = bins_and_sites(sites)
-    covered = bin_site >= 0
-    labels = np.zeros((len(bin_site), len(cells)), dtype=np.uint8)
-    labels[covered] = site_open[bin_site[covered]]
+    bin_site = np.full(len(bin_chrom), -1, dtype=np.int32)
+    bin_site[site_bin] = np.arange(len(site_bin))
+    labels = np.zeros((len(bin_chrom), len(cells)), dtype=np.uint8)
+    labels[site_bin] = label_rng.random(prob.shape) < prob
     oracle = np.zeros(labels.shape, dtype=np.float32)
-    oracle[covered] = prob[bin_site[covered]]
+    oracle[site_bin] = prob
     width = max(m.width for m in motifs)
     pwm = np.zeros((len(motifs), 4, width), dtype=np.float32)
     for m, motif in enumerate(motifs):
