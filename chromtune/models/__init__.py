@@ -75,6 +75,7 @@ class Stage2Model(nn.Module):
 
     @property
     def trunk_frozen(self) -> bool:
+        """Whether ``freeze_trunk()`` has been applied."""
         return self.config["freeze_trunk"]
 
     def freeze_trunk(self) -> None:
@@ -100,7 +101,9 @@ class Stage2Model(nn.Module):
         head, n_tasks and hidden).
         """
         config, state = _config_and_state(source)
-        keys = ("arch", "width", "seq_len") + (("n_tasks", "hidden") if isinstance(self.head, ComplexHead) else ())
+        keys = ("arch", "width", "seq_len")
+        if isinstance(self.head, ComplexHead):
+            keys += ("n_tasks", "hidden")
         theirs = {k: config.get(k) for k in keys}
         mine = {k: self.config[k] for k in keys}
         if config.get("stage") != 1 or theirs != mine:
