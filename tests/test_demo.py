@@ -91,7 +91,7 @@ def test_planted_motifs_score_far_above_background(ds):
         np.testing.assert_allclose(t["motif_pwm"][m, :, :motif.width], motif.pwm, atol=1e-6)   # JASPAR's own
         log_odds = _log_odds(motif.pwm)
         rows = np.flatnonzero(t["instance_motif"] == m)
-        assert len(rows) >= 500                           # hundreds of sites per motif: enough to learn from
+        assert len(rows) >= 500                           # many instances per motif: enough to learn from
         starts = t["instance_start"][rows]
         chroms = np.asarray(ds.chromosomes)[t["site_chrom"][t["instance_site"][rows]]]
         windows = np.stack([ds.genome[c][s: s + motif.width] for c, s in zip(chroms, starts)])

@@ -15,7 +15,7 @@ expression beats the mean-accessibility baseline on held-out cell types.
   in its lineage(s) and low elsewhere, with cell-to-cell variation inside a lineage; 6 lineage
   markers follow the lineages but drive nothing; 34 noise TFs (levels spread like housekeeping
   TFs, about 0.4-650 TPM) carry no signal at all.
-* **Sites** -- 5,750 regions of 200-300 bp (about 400-800 per motif), each a cluster of planted
+* **Sites** -- 5,750 regions of 200-300 bp (500-800 per motif), each a cluster of planted
   instances: two or three homotypic copies of one motif, or one copy each of two motifs
   (SPI1+CEBPB, HNF4A+FOXA2), 4-20 bp apart, the cluster centred on the site. An instance is drawn
   from its PWM raised to the power SHARPEN = 3 and renormalised per column: the consensus and the
@@ -270,7 +270,7 @@ def place_sites(rng: np.random.Generator, n_sites: int, bin_chrom: np.ndarray) -
 
 def site_table(rng: np.random.Generator, motifs: list[Motif], bin_chrom: np.ndarray,
                bin_start: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per site: motifs, homotypic copies, offsets and region, in random genomic order; and each site's bin."""
+    """Per site, in genome order (motifs dealt at random): motifs, copies, offsets and region; and each site's bin."""
     index = {m.name: i for i, m in enumerate(motifs)}
     first, second, low, high = [], [], [], []
     for name, other, count, (lo, hi) in SITE_DESIGN:
