@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from chromtune.data import demo
 from chromtune.errors import run_cli
 from chromtune.sweep import main as sweep_main
 
 SMOKE = ["--arch", "basset", "--folds", "2", "--smoke-test"]
-EXPERIMENT = "chromtune-demo-v1-seed0"
+EXPERIMENT = f"chromtune-{Path(demo.cache_file(0)).stem}"  # the sweep's default: chromtune-<data set name>
 
 
 def sweep_process(workdir: Path, *extra: str) -> subprocess.Popen:
@@ -117,7 +118,7 @@ def test_selected_model_is_logged_to_mlflow(smoke_sweep):
     assert len(models) == 2
     info = mlflow.models.get_model_info(models[0].model_uri)
     width = info.signature.inputs.inputs[0].shape[1]
-    assert width == 4 * 500 + 50 + 1  # one-hot window, the demo's genes, the mean feature
+    assert width == 4 * demo.CONTEXT + 50 + 1  # one-hot window, the demo's 50 genes, the mean feature
     import numpy as np
     out = np.asarray(mlflow.pyfunc.load_model(models[0].model_uri).predict(np.zeros((3, width), np.float32)))
     assert out.shape == (3,) and ((out >= 0) & (out <= 1)).all()
