@@ -27,7 +27,7 @@ def start_ray(address: str | None = None) -> None:
         ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
 
 
-def check_resources(workers: int, cpus_per_worker: float, gpus_per_worker: float, concurrent: int = 1) -> None:
+def check_resources(workers: int, cpus_per_worker: float, gpus_per_worker: float) -> None:
     """Fail fast unless one trial's workers fit on the cluster's nodes as they are now."""
     if workers < 0:
         raise UserError(f"--workers {workers}: must be 0 (in-process) or more")
