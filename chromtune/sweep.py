@@ -19,6 +19,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -248,7 +249,6 @@ def _checkpoint_dir(result) -> str | None:
 
 def evaluate_fold(plan: SweepPlan, tracker, fold: int, fold_run: str, stage2: dict) -> dict:
     """The one test evaluation of the selected stage-2 model, logged to the fold's run."""
-    from chromtune.data.encoding import one_hot
     from chromtune.models.checkpoint import load_model
     from chromtune.train.runner import finish_run
 
@@ -355,11 +355,8 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
 
 
 def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401  (pandas' to_markdown needs it)
-        return True
-    except ImportError:
-        return False
+    """pandas' to_markdown needs the optional package tabulate."""
+    return importlib.util.find_spec("tabulate") is not None
 
 
 def quiet_libraries() -> None:

@@ -19,7 +19,7 @@ import torch
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from chromtune.atomic import write_text
+from chromtune.atomic import atomic_path, write_text
 from chromtune.data.folds import split_table
 from chromtune.errors import UserError
 from chromtune.models.checkpoint import load_model
@@ -60,12 +60,11 @@ def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask
     """Copy the best model out, evaluate the test cell types once (stage 2) and write metrics.json."""
     task = task or FoldTask.from_config(cfg)
     state = torch.load(checkpoint_dir / STATE_FILE, map_location="cpu", weights_only=True)
-    shutil.copyfile(checkpoint_dir / BEST_FILE, out / f".{BEST_FILE}.tmp")
-    (out / f".{BEST_FILE}.tmp").replace(out / BEST_FILE)
+    with atomic_path(out / BEST_FILE) as tmp:
+        shutil.copyfile(checkpoint_dir / BEST_FILE, tmp)
     model, best = load_model(out / BEST_FILE)
-    split = {"train": [task.dataset.cell_types[c] for c in task.fold.train],
-             "valid": [task.dataset.cell_types[c] for c in task.fold.valid],
-             "test": [task.dataset.cell_types[c] for c in task.fold.test]}
+    split = {group: [task.dataset.cell_types[c] for c in getattr(task.fold, group)]
+             for group in ("train", "valid", "test")}
     metrics = {"config": cfg.to_dict(), "split": split, "history": state["history"],
                "best_epoch": best["epoch"], "best_valid_auprc": best["valid_auprc"],
                "n_bins": {k: int(len(getattr(task.bins, k))) for k in ("train", "valid", "fit", "test")}}
