@@ -6,6 +6,7 @@ has) would wait forever in Ray; :func:`check_resources` turns it into one line n
 
 from __future__ import annotations
 
+import math
 import os
 
 import ray
@@ -24,14 +25,43 @@ def start_ray(address: str | None = None) -> None:
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise UserError(f"--address {address}: cannot connect to a Ray cluster ({str(err).splitlines()[0]})") from None
     else:
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+        # "local": a new private instance even when another Ray runs on this machine
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+
+
+def launchable_node_types() -> list[tuple[dict, float]]:
+    """(resources, how many more) of each node type an autoscaler may still add; none without one.
+
+    Read from the cluster config the autoscaler publishes (``ray up`` clusters), through Ray's
+    private state API; if that API is absent or changes, no autoscaling is assumed.
+    """
+    try:
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+    except Exception:
+        return []
+    if config is None:
+        return []
+    return [(dict(group.resources), math.inf if group.max_count == -1 else group.max_count)
+            for group in config.node_group_configs if group.max_count != 0]
+
+
+def cluster_capacity() -> dict[str, float]:
+    """What the cluster has now plus what its autoscaler may add (inf when unbounded)."""
+    total = dict(ray.cluster_resources())
+    for resources, count in launchable_node_types():
+        for name, amount in resources.items():
+            total[name] = total.get(name, 0) + amount * count
+    return total
 
 
 def check_resources(workers: int, cpus_per_worker: float, gpus_per_worker: float) -> None:
-    """Fail fast unless one trial's workers fit on the cluster's nodes as they are now."""
+    """Fail fast unless one trial's workers fit on the cluster's nodes, as they are now or as its
+    autoscaler may add them."""
     if workers < 0:
         raise UserError(f"--workers {workers}: must be 0 (in-process) or more")
-    total = ray.cluster_resources()
+    total = cluster_capacity()
     if gpus_per_worker > 0 and total.get("GPU", 0) < gpus_per_worker * max(workers, 1):
         raise UserError(
             f"--gpus-per-worker {gpus_per_worker}: the Ray cluster has {total.get('GPU', 0):g} GPUs, "
@@ -42,6 +72,19 @@ def check_resources(workers: int, cpus_per_worker: float, gpus_per_worker: float
             f"--workers {workers} x --cpus-per-worker {cpus_per_worker:g}: the Ray cluster has only "
             f"{total.get('CPU', 0):g} CPUs"
         )
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")] + [r for r, _ in launchable_node_types()]
     if workers and not any(n.get("CPU", 0) >= cpus_per_worker and n.get("GPU", 0) >= gpus_per_worker for n in nodes):
         raise UserError(f"--cpus-per-worker {cpus_per_worker:g} / --gpus-per-worker {gpus_per_worker:g}: no node is that large")
+
+
+def is_multi_node() -> bool:
+    """Several nodes now, or an autoscaler that may add some."""
+    return len([n for n in ray.nodes() if n.get("Alive")]) > 1 or bool(launchable_node_types())
+
+
+def check_shared_storage(storage) -> None:
+    """Refuse a plain local folder as storage on a cluster of several nodes (or one that may grow):
+    trials on the other nodes would write their checkpoints to disks the driver never sees."""
+    if not storage.is_uri and is_multi_node():
+        raise UserError(f"--storage {storage.root}: a local folder is not shared by the cluster's nodes; "
+                        "give s3://bucket/prefix, gs://bucket/prefix, or file:///path on a filesystem every node mounts")

@@ -3,7 +3,8 @@
 For every fold: a stage-1 search (Optuna over the stage-1 space) -> the best stage-1 checkpoint
 by its validation metric -> a stage-2 search initialised from it -> the best stage-2 trial by
 validation AUPRC -> one evaluation on the fold's test cell types, beside both baselines on the
-same pairs. Each (fold, stage) is one Tune experiment under STORAGE/SWEEP/; a finished one leaves
+same pairs. Each (fold, stage) is one Tune experiment under STORAGE/SWEEP/ (STORAGE: a folder, or an
+s3:// / gs:// / file:// location every node of a cluster reaches); a finished one leaves
 ``foldK-stageS.json``, so ``--resume`` skips it, and an unfinished one is restored from Tune's
 experiment state (finished trials are not rerun, unfinished ones continue from their checkpoints).
 
@@ -13,6 +14,7 @@ Examples:
   python -m chromtune.sweep --data data.h5 --arch resnet --folds 5 --workers-per-trial 2 \\
       --gpus-per-worker 1 --address auto --storage s3://bucket/chromtune
   python -m chromtune.sweep --arch resnet --folds 5 --resume     # after the driver died
+  python -m chromtune.sweep --arch basset resnet --paradigm tune freeze  # four sweeps, then compared
   mlflow ui                                                       # then open the runs
 """
 
@@ -22,20 +24,22 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+import pyarrow.fs as pafs
 import torch
 
 from chromtune.atomic import write_text
 from chromtune.errors import UserError, run_cli
 from chromtune.models import ARCHITECTURES
 from chromtune.search_space import SearchSpace, load_search_space
+from chromtune.storage import Storage, fetch
 from chromtune.train.config import PARADIGMS, TrainConfig
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -45,12 +49,15 @@ RESULT_NAMES = ("model", "mean_baseline", "weighted_mean_baseline")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chromtune sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", default="resnet", help=f"architecture: {', '.join(ARCHITECTURES)}")
+    p.add_argument("--arch", nargs="+", default=["resnet"],
+                   help=f"architecture(s): {', '.join(ARCHITECTURES)}; several are swept one after another "
+                        "and compared at the end")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--data", help="data set file (default: the embedded demo data set)")
     p.add_argument("--stage1-space", default=str(SPACES / "stage1.yaml"))
     p.add_argument("--stage2-space", default=str(SPACES / "stage2.yaml"))
-    p.add_argument("--paradigm", default="tune", choices=PARADIGMS)
+    p.add_argument("--paradigm", nargs="+", default=["tune"], choices=PARADIGMS,
+                   help="stage-2 paradigm(s): tune or freeze the trunk; several are compared at the end")
     p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; demo 0.25)")
     p.add_argument("--workers-per-trial", type=int, default=0,
@@ -59,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-worker", type=float, default=1)
     p.add_argument("--max-concurrent-trials", type=int, default=0, help="0: as many as the cluster fits")
     p.add_argument("--address", help="Ray cluster address (default: a private local Ray)")
-    p.add_argument("--storage", default="ray_results", help="Tune/Train storage: a folder or s3:// URI")
+    p.add_argument("--storage", default="ray_results", help="Tune/Train storage: a folder (one machine), or s3://, gs:// or file:// on a "
+                   "filesystem every node mounts (a cluster)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)")
     p.add_argument("--experiment", help="MLflow experiment (default: chromtune-<data set name>)")
     p.add_argument("--seed", type=int, default=0)
@@ -77,7 +85,8 @@ class SweepPlan:
     base: dict
     spaces: dict[int, SearchSpace]
     key: str
-    root: Path
+    storage: Storage
+    local: Path
     tracking_uri: str
     experiment: str
     cell_types: list[str]
@@ -109,12 +118,11 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
     mean_tag = "mean" if args.with_mean else "nomean"
     key = f"{Path(data).stem}-{args.arch}-{args.paradigm}-{mean_tag}-k{args.folds}-s{args.seed}" + \
           ("-smoke" if args.smoke_test else "")
-    if "://" in args.storage:
-        raise UserError(f"--storage {args.storage}: URIs are not supported yet; give a folder (shared on a cluster)")
-    root = Path(args.storage).resolve() / key
+    storage = Storage(args.storage).child(key)
+    local = Path(storage.root) if not storage.is_uri else Path(tempfile.gettempdir()) / "chromtune-sweeps" / key
     base = dict(data=data, arch=args.arch, folds=args.folds, seed=args.seed, width=width, paradigm=args.paradigm,
                 with_mean=args.with_mean, threads=max(1, int(args.cpus_per_worker)))
-    return SweepPlan(args, data, base, spaces, key, root, args.tracking_uri or "sqlite:///mlflow.db",
+    return SweepPlan(args, data, base, spaces, key, storage, local, args.tracking_uri or "sqlite:///mlflow.db",
                      args.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types)
 
 
@@ -135,7 +143,7 @@ def sweep_trial(config: dict) -> None:
     # Train's checkpoints stay in Train's storage (TuneReportCallback forwards their path as the
     # metric ``checkpoint_path``), so a restarted trial resumes from its Train run's latest one.
     name = f"train-{tune.get_context().get_trial_id()}"
-    resume = latest_checkpoint(Path(config["runtime_storage"]), name)
+    resume = latest_checkpoint(Storage(config["runtime_storage"]), name)
     trainer = make_trainer(cfg, config["runtime_storage"], workers, bool(config["runtime_gpus"]),
                            config["runtime_cpus"], max_failures=config["runtime_max_failures"], resume=resume,
                            name=name, callbacks=[TuneReportCallback()])
@@ -160,23 +168,31 @@ class TuneSession:
         return Path(checkpoint.to_directory()) if checkpoint else None
 
     def report(self, metrics: dict, folder, name: str) -> None:
+        import ray
         from ray import tune
 
+        metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
 
-def _concurrency(plan: SweepPlan) -> int:
-    import ray
+def _concurrency(plan: SweepPlan, trials: int) -> int:
+    """Trials at once: ``--max-concurrent-trials``, else as many as the cluster (and what its
+    autoscaler may add) fits, never more than the stage has."""
+    from chromtune.ray_runtime import cluster_capacity
 
     args = plan.args
     if args.max_concurrent_trials:
         return args.max_concurrent_trials
-    per_trial = args.cpus_per_worker * max(args.workers_per_trial, 1)
-    return max(1, int(ray.cluster_resources().get("CPU", 1) // per_trial))
+    workers = max(args.workers_per_trial, 1)
+    need = {"CPU": args.cpus_per_worker * workers, "GPU": args.gpus_per_worker * workers}
+    capacity = cluster_capacity()
+    fits = min(capacity.get(name, 0) // amount for name, amount in need.items() if amount > 0)
+    return int(max(1, min(fits, trials)))
 
 
 def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, init: str | None) -> dict:
-    """One (fold, stage) Tune experiment; returns the selected trial (config, metric, checkpoint folder)."""
+    """One (fold, stage) Tune experiment; returns the selected trial (config, metric, and its checkpoint
+    folder's name in the sweep's storage)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -185,9 +201,9 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
 
     args, space = plan.args, plan.spaces[stage]
     name = f"fold{fold}-stage{stage}"
-    marker = plan.root / f"{name}.json"
-    if marker.exists():
-        return json.loads(marker.read_text())
+    done = plan.storage.read_text(f"{name}.json")
+    if done is not None:
+        return json.loads(done)
     label = f"fold {fold} stage {stage}"
     tags = {"chromtune.level": "stage", "arch": args.arch, "fold": fold, "stage": stage,
             "paradigm": args.paradigm, "mean": args.with_mean}
@@ -196,7 +212,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     param_space = {**plan.base, **space.fixed, "stage": stage, "fold": fold, "init": init,
                    "runtime_workers": args.workers_per_trial, "runtime_gpus": args.gpus_per_worker,
                    "runtime_cpus": args.cpus_per_worker, "runtime_max_failures": 2,
-                   "runtime_storage": str(plan.root)}
+                   "runtime_storage": plan.storage.uri_of()}
     # A trial that drives a TorchTrainer only waits on it; its workers request the real resources.
     resources = ({"CPU": args.cpus_per_worker, "GPU": args.gpus_per_worker} if args.workers_per_trial == 0
                  else {"CPU": 0.01})
@@ -204,9 +220,9 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     logger = TrialLogger(plan.tracking_uri, plan.experiment, plan.key, stage_run,
                          {k: v for k, v in tags.items() if k != "chromtune.level"}, list(space.params), label,
                          space.num_samples)
-    path = plan.root / name
-    if tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
+    path = plan.storage.uri_of(name)
+    if tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=param_space)
     else:
         scheduler = (ASHAScheduler(time_attr="epoch", max_t=param_space.get("epochs", 4), **space.asha)
@@ -216,35 +232,42 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
-                                        max_concurrent_trials=_concurrency(plan), reuse_actors=False),
-            run_config=tune.RunConfig(name=name, storage_path=str(plan.root), verbose=0, callbacks=[logger],
+                                        max_concurrent_trials=_concurrency(plan, space.num_samples), reuse_actors=False),
+            run_config=tune.RunConfig(name=name, storage_path=plan.storage.uri_of(), verbose=0, callbacks=[logger],
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
     results = tuner.fit()
-    finished = [r for r in results if r.error is None and _checkpoint_dir(r)]
+    finished = [r for r in results if r.error is None and _has_checkpoint(r)]
     if not finished:
         raise RuntimeError(f"{label}: every trial failed; see {path}")
     best = max(finished, key=lambda r: r.metrics.get("best_valid_auprc", float("-inf")))
-    selected = plan.root / f"{name}-selected"
-    shutil.rmtree(selected, ignore_errors=True)
-    shutil.copytree(_checkpoint_dir(best), selected)
+    selected = f"{name}-selected"
+    source_fs, source = _checkpoint_location(best, plan.storage)
+    plan.storage.fs.create_dir(plan.storage.path(selected), recursive=True)
+    pafs.copy_files(source, plan.storage.path(selected), source_filesystem=source_fs,
+                    destination_filesystem=plan.storage.fs)
     choice = {"config": {k: v for k, v in best.config.items() if not k.startswith("runtime_")},
               "params": {k: best.config[k] for k in space.params}, "best_valid_auprc": best.metrics["best_valid_auprc"],
-              "checkpoint": str(selected), "trials": len(results)}
+              "checkpoint": selected, "trials": len(results)}
     tracker.log_metrics(stage_run, {"best_valid_auprc": choice["best_valid_auprc"]})
     tracker.set_tags(stage_run, {f"selected.{k}": v for k, v in choice["params"].items()})
     tracker.finish(stage_run)
     print(f"[{label}] selected {choice['params']} valid_auprc={choice['best_valid_auprc']:.4f}", flush=True)
-    write_text(marker, json.dumps(choice, indent=1))
+    plan.storage.write_text(f"{name}.json", json.dumps(choice, indent=1))
     return choice
 
 
-def _checkpoint_dir(result) -> str | None:
-    """A trial's last epoch checkpoint: Tune's own (in-process trials) or Train's (TorchTrainer trials)."""
+def _has_checkpoint(result) -> bool:
+    return result.checkpoint is not None or bool((result.metrics or {}).get("checkpoint_path"))
+
+
+def _checkpoint_location(result, storage: Storage):
+    """A trial's last epoch checkpoint as (filesystem, path): Tune's own (in-process trials) or
+    Train's, whose path TuneReportCallback forwards in the storage's filesystem (TorchTrainer trials)."""
     if result.checkpoint is not None:
-        return result.checkpoint.to_directory()
-    return (result.metrics or {}).get("checkpoint_path")
+        return result.checkpoint.filesystem, result.checkpoint.path
+    return storage.fs, result.metrics["checkpoint_path"]
 
 
 def evaluate_fold(plan: SweepPlan, tracker, fold: int, fold_run: str, stage2: dict) -> dict:
@@ -252,25 +275,28 @@ def evaluate_fold(plan: SweepPlan, tracker, fold: int, fold_run: str, stage2: di
     from chromtune.models.checkpoint import load_model
     from chromtune.train.runner import finish_run
 
-    marker = plan.root / f"fold{fold}-test.json"
-    if marker.exists():
-        return json.loads(marker.read_text())
-    out = plan.root / f"fold{fold}-selected"
+    done = plan.storage.read_text(f"fold{fold}-test.json")
+    if done is not None:
+        return json.loads(done)
+    out = plan.local / f"fold{fold}-selected"
     out.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig.from_dict(stage2["config"])
-    metrics = finish_run(cfg, Path(stage2["checkpoint"]), out)
+    metrics = finish_run(cfg, fetch(plan.storage.uri_of(stage2["checkpoint"])), out)
+    if plan.storage.is_uri:
+        plan.storage.put_folder(out, out.name)
     test = metrics["test"]
     flat = {f"test_{name}_{m}": test[name][m] for name in RESULT_NAMES
             for m in ("auprc", "auroc", "auprc_mean_per_cell", "auroc_mean_per_cell")}
     tracker.log_metrics(fold_run, flat)
     tracker.log_params(fold_run, {f"selected.{k}": v for k, v in stage2["params"].items()})
-    tracker.log_artifacts(fold_run, [out / "metrics.json", out / "split.tsv", out / "pr_curves.png"])
+    tracker.log_artifacts(fold_run, [out / name for name in
+                                     ("metrics.json", "split.tsv", "pr_curves.png", "pr_curves.npz", "best.pt")])
     model, _ = load_model(out / "best.pt")
     tracker.log_model(fold_run, FlatInputModel(model), FlatInputModel.example(model))
     tracker.finish(fold_run)
     result = {"fold": fold, **{name: {"auprc": test[name]["auprc"], "auroc": test[name]["auroc"]}
                                for name in RESULT_NAMES}}
-    write_text(marker, json.dumps(result, indent=1))
+    plan.storage.write_text(f"fold{fold}-test.json", json.dumps(result, indent=1))
     return result
 
 
@@ -309,20 +335,40 @@ def summary_table(results: list[dict]) -> pd.DataFrame:
     return table
 
 
+def share_data_file(plan: SweepPlan) -> str:
+    """Copy the data set file into the sweep's storage once, so every node can fetch it; its URI."""
+    target = f"data/{Path(plan.data).name}"
+    if plan.storage.fs.get_file_info(plan.storage.path(target)).size != os.path.getsize(plan.data):
+        plan.storage.fs.create_dir(plan.storage.path("data"), recursive=True)
+        pafs.copy_files(plan.data, plan.storage.path(target), source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=plan.storage.fs)
+    return plan.storage.uri_of(target)
+
+
+def check_storage(plan: SweepPlan) -> None:
+    """A new sweep needs an empty place; ``--resume`` needs a sweep to continue."""
+    exists = not plan.storage.is_empty()
+    if exists and not plan.args.resume:
+        raise UserError(f"--storage: {plan.storage.uri} holds this sweep already; pass --resume to continue it, "
+                        f"or choose another --storage or --seed")
+    if plan.args.resume and not exists:
+        raise UserError(f"--resume: nothing to resume at {plan.storage.uri}")
+
+
 def run_sweep(plan: SweepPlan) -> pd.DataFrame:
-    from chromtune.ray_runtime import check_resources, start_ray
+    from chromtune.data.shared import release_shared
+    from chromtune.ray_runtime import check_resources, check_shared_storage, is_multi_node, start_ray
     from chromtune.tracking import Tracker
 
     args = plan.args
-    exists = plan.root.exists() and any(plan.root.iterdir())
-    if exists and not args.resume:
-        raise UserError(f"--storage: {plan.root} holds this sweep already; pass --resume to continue it, "
-                        f"or choose another --storage or --seed")
-    if args.resume and not exists:
-        raise UserError(f"--resume: nothing to resume at {plan.root}")
+    check_storage(plan)
     start_ray(args.address)
     check_resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker)
-    plan.root.mkdir(parents=True, exist_ok=True)
+    check_shared_storage(plan.storage)
+    plan.storage.fs.create_dir(plan.storage.root, recursive=True)
+    plan.local.mkdir(parents=True, exist_ok=True)
+    if plan.storage.is_uri and is_multi_node():
+        plan.base["data"] = share_data_file(plan)
     tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
     if args.resume:
         killed = tracker.kill_orphans()
@@ -339,18 +385,23 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
                      "paradigm": args.paradigm, "mean": args.with_mean}
         fold_run = tracker.hierarchy_run(f"{plan.key}/fold{fold}", f"fold {fold}", sweep_run, fold_tags)
         stage1 = run_stage(plan, tracker, fold, 1, fold_run, None)
-        stage2 = run_stage(plan, tracker, fold, 2, fold_run, str(Path(stage1["checkpoint"]) / "best.pt"))
+        stage2 = run_stage(plan, tracker, fold, 2, fold_run, plan.storage.uri_of(stage1["checkpoint"], "best.pt"))
         results.append(evaluate_fold(plan, tracker, fold, fold_run, stage2))
         print(f"[fold {fold}] test AUPRC model {results[-1]['model']['auprc']:.4f} | mean baseline "
               f"{results[-1]['mean_baseline']['auprc']:.4f} | RNA-weighted {results[-1]['weighted_mean_baseline']['auprc']:.4f}",
               flush=True)
     table = summary_table(results)
-    write_text(plan.root / "summary.csv", table.to_csv())
-    write_text(plan.root / "summary.md", table.to_markdown() if _has_tabulate() else table.to_string())
-    tracker.log_artifacts(sweep_run, [plan.root / "summary.csv", plan.root / "summary.md"])
+    summary = {"summary.csv": table.to_csv(),
+               "summary.md": table.to_markdown() if _has_tabulate() else table.to_string()}
+    for name, text in summary.items():
+        write_text(plan.local / name, text)
+        if plan.storage.is_uri:
+            plan.storage.write_text(name, text)
+    tracker.log_artifacts(sweep_run, [plan.local / name for name in summary])
     tracker.log_metrics(sweep_run, {"wall_time_s": time.time() - started,
                                     **{f"mean_test_{n}_auprc": table.loc["mean", f"{n} AUPRC"] for n in RESULT_NAMES}})
     tracker.finish(sweep_run)
+    release_shared(plan.base["data"])
     return table
 
 
@@ -376,13 +427,23 @@ def quiet_libraries() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_libraries()
-    plan = plan_sweep(args)
-    print(f"sweep {plan.key}: {args.folds} folds x 2 stages, {plan.spaces[1].num_samples} + "
-          f"{plan.spaces[2].num_samples} trials per fold; storage {plan.root}; MLflow {plan.tracking_uri} "
-          f"experiment {plan.experiment}", flush=True)
-    table = run_sweep(plan)
-    print("\ntest AUPRC / AUROC on held-out cell types (model and baselines on the same pairs):")
-    print(table.to_string())
+    plans = [plan_sweep(argparse.Namespace(**{**vars(args), "arch": arch, "paradigm": paradigm}))
+             for arch in dict.fromkeys(args.arch) for paradigm in dict.fromkeys(args.paradigm)]
+    for plan in plans:
+        check_storage(plan)
+    for plan in plans:
+        print(f"sweep {plan.key}: {args.folds} folds x 2 stages, {plan.spaces[1].num_samples} + "
+              f"{plan.spaces[2].num_samples} trials per fold; storage {plan.storage.uri}; MLflow {plan.tracking_uri} "
+              f"experiment {plan.experiment}", flush=True)
+        table = run_sweep(plan)
+        print(f"\n{plan.key}: test AUPRC / AUROC on held-out cell types (model and baselines on the same pairs):")
+        print(table.to_string())
+    if len(plans) > 1:
+        from chromtune.compare import run_compare
+
+        report = run_compare(plans[0].tracking_uri, plans[0].experiment, Path("comparison") / plans[0].experiment,
+                             sweeps=[plan.key for plan in plans])
+        print(f"\ncomparison of {len(plans)} sweeps: {', '.join(str(f) for f in report['files'])}")
     return 0
 
 

@@ -37,6 +37,7 @@ from chromtune.data.sampling import Stage1Sampler, Stage2Sampler
 from chromtune.errors import UserError
 from chromtune.models import build_model
 from chromtune.models.checkpoint import load_model
+from chromtune.storage import fetch
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import autocast, unwrap, validation_metrics
 from chromtune.train.task import FoldTask
@@ -47,7 +48,7 @@ BEST_FILE = "best.pt"
 
 def stage1_checkpoint(init: str, cfg: TrainConfig, seq_len: int) -> dict:
     """Read and check the stage-1 best checkpoint that stage 2 starts from (a run folder or a file)."""
-    path = Path(init)
+    path = fetch(init)  # a sweep on a cluster hands over a URI in its shared storage
     path = path / BEST_FILE if path.is_dir() else path
     try:
         _, checkpoint = load_model(path)
@@ -128,6 +129,7 @@ class TrainSession:
 
     def report(self, metrics: dict, folder: Path | None, name: str) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if folder else None
+        metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
 
 

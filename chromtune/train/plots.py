@@ -30,6 +30,15 @@ def _thin(precision: np.ndarray, recall: np.ndarray) -> tuple[np.ndarray, np.nda
     return precision[keep], recall[keep]
 
 
+def curve_points(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """(precision, recall) of one precision-recall curve, thinned to MAX_POINTS; empty for one class."""
+    labels, scores = np.ravel(labels), np.ravel(scores)
+    if np.isnan(auprc(labels, scores)):
+        return np.empty(0), np.empty(0)
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    return _thin(precision, recall)
+
+
 def plot_pr_curves(curves: dict, path: str | os.PathLike, title: str = "Precision-recall") -> None:
     """Draw each named (labels, scores) precision-recall curve, AUPRC in the legend; save a PNG at ``path``."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -40,8 +49,7 @@ def plot_pr_curves(curves: dict, path: str | os.PathLike, title: str = "Precisio
             if np.isnan(value):
                 ax.plot([], [], label=f"{name} (AUPRC n/a: one class)")
                 continue
-            precision, recall, _ = precision_recall_curve(labels, scores)
-            precision, recall = _thin(precision, recall)
+            precision, recall = curve_points(labels, scores)
             ax.plot(recall, precision, drawstyle="steps-post", label=f"{name} (AUPRC {value:.3f})")
         ax.set(xlabel="Recall", ylabel="Precision", title=title, xlim=(0, 1), ylim=(0, 1.02))
         ax.legend(loc="upper right")

@@ -2,16 +2,19 @@
 
     OUT/metrics.json   config, fold split, per-epoch validation history, best epoch, and for
                        stage 2 ``test.model`` / ``test.mean_baseline`` / ``test.weighted_mean_baseline``
-    OUT/best.pt        the selected model (chromtune checkpoint; stage 2 starts from a stage-1 one)
+    OUT/best.pt        the selected model (chromtune checkpoint; stage 2 starts from a stage-1 one),
+                       with what prediction needs beside the weights: ``genes``, ``expression_transform``,
+                       ``train_cells``, ``cell_types``, ``data``, ``fold``
     OUT/split.tsv      the fold's cell-type split
     OUT/pr_curves.png  stage 2: precision-recall of the model and both baselines on the test pairs
+    OUT/pr_curves.npz  stage 2: those curves as points, ``<name>_precision`` / ``<name>_recall`` (thinned)
     OUT/ray/           Ray Train's storage: the latest epoch checkpoint, from which --resume continues
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import posixpath
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +25,23 @@ from ray.train.torch import TorchTrainer
 from chromtune.atomic import atomic_path, write_text
 from chromtune.data.folds import split_table
 from chromtune.errors import UserError
-from chromtune.models.checkpoint import load_model
+from chromtune.models.checkpoint import load_model, save_model
+from chromtune.storage import Storage
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import test_report
 from chromtune.train.loop import (BEST_FILE, STATE_FILE, FolderSession, run_loop, stage1_checkpoint,
                                   train_loop_per_worker)
-from chromtune.train.plots import plot_pr_curves
+from chromtune.train.plots import curve_points, plot_pr_curves
 from chromtune.train.task import FoldTask
 
 RUN_NAME = "train"
 
 
-def latest_checkpoint(storage: Path, name: str = RUN_NAME) -> Checkpoint | None:
-    """The newest epoch checkpoint of run ``name`` under a Ray storage folder, if any."""
-    found = sorted(storage.glob(f"{name}/**/epoch_*/{STATE_FILE}"), key=lambda p: p.parent.name)
-    return Checkpoint.from_directory(str(found[-1].parent)) if found else None
+def latest_checkpoint(storage: Storage, name: str = RUN_NAME) -> Checkpoint | None:
+    """The newest epoch checkpoint of Train run ``name`` in a Ray storage location, if any."""
+    folders = [posixpath.dirname(p) for p in storage.find(f"/{STATE_FILE}", under=name)]
+    folders = sorted((f for f in folders if posixpath.basename(f).startswith("epoch_")), key=posixpath.basename)
+    return Checkpoint(storage.path(folders[-1]), filesystem=storage.fs) if folders else None
 
 
 def make_trainer(cfg: TrainConfig, storage: str, workers: int = 1, use_gpu: bool = False,
@@ -60,9 +65,12 @@ def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask
     """Copy the best model out, evaluate the test cell types once (stage 2) and write metrics.json."""
     task = task or FoldTask.from_config(cfg)
     state = torch.load(checkpoint_dir / STATE_FILE, map_location="cpu", weights_only=True)
-    with atomic_path(out / BEST_FILE) as tmp:
-        shutil.copyfile(checkpoint_dir / BEST_FILE, tmp)
-    model, best = load_model(out / BEST_FILE)
+    model, best = load_model(checkpoint_dir / BEST_FILE)
+    ds = task.dataset
+    save_model(out / BEST_FILE, model, epoch=best["epoch"], valid_auprc=best["valid_auprc"],
+               genes=list(ds.genes), expression_transform=str(ds.attrs.get("expression_transform", "unknown")),
+               cell_types=list(ds.cell_types), train_cells=[ds.cell_types[c] for c in task.fold.train],
+               data=cfg.data if "://" in cfg.data else str(Path(cfg.data).resolve()), fold=cfg.fold)
     split = {group: [task.dataset.cell_types[c] for c in getattr(task.fold, group)]
              for group in ("train", "valid", "test")}
     metrics = {"config": cfg.to_dict(), "split": split, "history": state["history"],
@@ -73,6 +81,12 @@ def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask
         metrics["test"] = report["metrics"]
         curves = {name: (report["labels"].ravel(), s.ravel()) for name, s in report["scores"].items()}
         plot_pr_curves(curves, out / "pr_curves.png", title=f"{cfg.arch} fold {cfg.fold}: test cell types")
+        points = {}
+        for name, (labels, scores) in curves.items():
+            points[f"{name}_precision"], points[f"{name}_recall"] = curve_points(labels, scores)
+        with atomic_path(out / "pr_curves.npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **points)
     write_text(out / "split.tsv", split_table(task.fold, task.dataset.cell_types))
     write_text(out / "metrics.json", json.dumps(metrics, indent=1, default=_plain))
     return metrics
@@ -92,7 +106,7 @@ def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: b
     if cfg.stage == 2:
         stage1_checkpoint(cfg.init, cfg, task.dataset.context)
     storage = out / "ray"
-    previous = latest_checkpoint(storage)
+    previous = latest_checkpoint(Storage(str(storage)))
     if previous and not resume:
         raise UserError(f"--out {out}: holds an earlier run; pass --resume to continue it or choose another folder")
     if resume and previous is None:
