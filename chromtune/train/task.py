@@ -17,18 +17,24 @@ import numpy as np
 
 from chromtune.data.dataset import Dataset, open_dataset
 from chromtune.data.folds import BinSplit, Fold, select_fold, split_bins
+from chromtune.data.shared import in_ray_worker, shared_dataset
+from chromtune.storage import fetch
 from chromtune.train.baselines import mean_accessibility
 from chromtune.train.config import TrainConfig
 
 
 @lru_cache(maxsize=4)
-def _cached_dataset(path: str, mtime: float) -> Dataset:
-    return open_dataset(path)
+def _cached_dataset(location: str, mtime: float, shared: bool) -> Dataset:
+    return shared_dataset(location) if shared else open_dataset(fetch(location))
 
 
-def load_dataset(path: str) -> Dataset:
-    """Open a data set once per process (re-read only when the file changes)."""
-    return _cached_dataset(os.path.abspath(path), os.path.getmtime(path))
+def load_dataset(location: str) -> Dataset:
+    """Open a data set once per process (re-read only when the file changes); in a Ray worker,
+    map the node's one shared copy instead (chromtune.data.shared). ``location`` is a file or a
+    URI in the sweep's storage (downloaded once per machine)."""
+    if "://" in location:
+        return _cached_dataset(location, 0.0, in_ray_worker())
+    return _cached_dataset(os.path.abspath(location), os.path.getmtime(location), in_ray_worker())
 
 
 @dataclass(frozen=True)
