@@ -153,7 +153,10 @@ class TrialLogger(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.on_trial_start(iteration, trials, trial)
         if trial.trial_id in self.runs:
-            self.tracker.log_metrics(self.runs[trial.trial_id], result, step=int(result.get("epoch", 0)))
+            run_id = self.runs[trial.trial_id]
+            self.tracker.log_metrics(run_id, result, step=int(result.get("epoch", 0)))
+            if "node_id" in result:  # the node that trained this epoch (a rescheduled trial moves)
+                self.tracker.set_tags(run_id, {"node_id": result["node_id"]})
 
     def _end(self, trial, status: str):
         run_id = self.runs.pop(trial.trial_id, None)
