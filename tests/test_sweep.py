@@ -210,3 +210,34 @@ def test_unsatisfiable_resources_fail_fast(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("chromtune:")]
     assert proc.returncode == 2 and len(lines) == 1 and "--gpus-per-worker" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_every_sweep_is_checked_before_the_first_runs(tmp_path, capsys, monkeypatch):
+    """With several --arch values, a sweep that cannot start stops the call before any sweep runs."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
+    stem = Path(demo.cache_file(0)).stem
+    taken = tmp_path / "ray_results" / f"{stem}-resnet-tune-mean-k2-s0-smoke"
+    taken.mkdir(parents=True)
+    (taken / "fold0-stage1.json").write_text("{}")
+    code = run_cli(sweep_main, ["--arch", "basset", "resnet", "--folds", "2", "--smoke-test"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--storage" in err[0] and taken.name in err[0]
+    assert sorted(p.name for p in (tmp_path / "ray_results").iterdir()) == [taken.name]  # basset never started
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_compare_reads_the_smoke_sweep(smoke_sweep):
+    from chromtune.compare import run_compare
+
+    workdir, _ = smoke_sweep
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    report = run_compare(uri, EXPERIMENT, workdir / "comparison")
+    folds = runs_by_level(workdir)["fold"]
+    expected = {int(run.data.tags["fold"]): run.data.metrics["test_model_auprc"] for run in folds}
+    row = report["table"].loc[("auprc", "basset+mean (tune)")]
+    assert [row[f"fold {f}"] for f in sorted(expected)] == pytest.approx([expected[f] for f in sorted(expected)])
+    assert all(path.exists() and path.stat().st_size > 0 for path in report["files"])
+    run = MlflowClient(uri).get_run(report["run_id"])
+    assert run.data.tags["chromtune.level"] == "comparison" and run.info.status == "FINISHED"
