@@ -21,12 +21,15 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -65,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-worker", type=float, default=0)
     p.add_argument("--cpus-per-worker", type=float, default=1)
     p.add_argument("--max-concurrent-trials", type=int, default=0, help="0: as many as the cluster fits")
+    p.add_argument("--concurrent-folds", type=int, default=0,
+                   help="folds at once; 0: as many as the cluster fits with room for a whole stage each")
     p.add_argument("--address", help="Ray cluster address (default: a private local Ray)")
     p.add_argument("--storage", default="ray_results", help="Tune/Train storage: a folder (one machine), or s3://, gs:// or file:// on a "
                    "filesystem every node mounts (a cluster)")
@@ -99,7 +104,8 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
 
     if args.arch not in ARCHITECTURES:
         raise UserError(f"--arch {args.arch!r}: unknown architecture; valid names: {', '.join(ARCHITECTURES)}")
-    for flag, value in (("--workers-per-trial", args.workers_per_trial), ("--max-concurrent-trials", args.max_concurrent_trials)):
+    for flag, value in (("--workers-per-trial", args.workers_per_trial), ("--max-concurrent-trials", args.max_concurrent_trials),
+                        ("--concurrent-folds", args.concurrent_folds)):
         if value < 0:
             raise UserError(f"{flag} {value}: must be 0 or more")
     if args.gpus_per_worker and not args.workers_per_trial and args.gpus_per_worker > 1:
@@ -175,9 +181,9 @@ class TuneSession:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
 
-def _concurrency(plan: SweepPlan, trials: int) -> int:
+def _trial_slots(plan: SweepPlan) -> float:
     """Trials at once: ``--max-concurrent-trials``, else as many as the cluster (and what its
-    autoscaler may add) fits, never more than the stage has."""
+    autoscaler may add) fits; inf when unbounded."""
     from chromtune.ray_runtime import cluster_capacity
 
     args = plan.args
@@ -186,8 +192,22 @@ def _concurrency(plan: SweepPlan, trials: int) -> int:
     workers = max(args.workers_per_trial, 1)
     need = {"CPU": args.cpus_per_worker * workers, "GPU": args.gpus_per_worker * workers}
     capacity = cluster_capacity()
-    fits = min(capacity.get(name, 0) // amount for name, amount in need.items() if amount > 0)
-    return int(max(1, min(fits, trials)))
+    return max(1, min(capacity.get(name, 0) // amount for name, amount in need.items() if amount > 0))
+
+
+def _concurrency(plan: SweepPlan, trials: int) -> int:
+    """Trials at once in one (fold, stage): the slots, never more than the stage has."""
+    return int(min(_trial_slots(plan), trials))
+
+
+def concurrent_folds(plan: SweepPlan) -> int:
+    """Folds run at once: ``--concurrent-folds``, else as many as leave every one of them room for
+    a whole stage's trials (so a fold never waits behind another's stage)."""
+    args = plan.args
+    if args.concurrent_folds:
+        return min(args.concurrent_folds, args.folds)
+    per_fold = max(space.num_samples for space in plan.spaces.values())
+    return int(max(1, min(args.folds, _trial_slots(plan) // per_fold)))
 
 
 def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, init: str | None) -> dict:
@@ -345,6 +365,45 @@ def share_data_file(plan: SweepPlan) -> str:
     return plan.storage.uri_of(target)
 
 
+def _serialise_tune_registry() -> None:
+    """Let Tuners start in several threads: Tune's trainable registry (one dict per process, which
+    every ``Tuner.fit`` writes and flushes) is not thread-safe in Ray 2.60, so guard it by a lock."""
+    from ray.tune import registry
+
+    if getattr(registry._Registry, "_chromtune_lock", None):
+        return
+    lock = threading.RLock()
+    for name in ("register", "flush_values"):
+        method = getattr(registry._Registry, name)
+        setattr(registry._Registry, name, functools.wraps(method)(
+            lambda self, *a, _method=method, **k: _locked(lock, _method, self, *a, **k)))
+    registry._Registry._chromtune_lock = lock
+
+
+def _locked(lock, method, *args, **kwargs):
+    with lock:
+        return method(*args, **kwargs)
+
+
+def run_fold(plan: SweepPlan, fold: int, sweep_run: str) -> dict:
+    """One fold: stage-1 search, stage-2 search from its best checkpoint, the test evaluation.
+    Folds may run in threads at once (Tune runs in non-main threads); each has its own MLflow client."""
+    from chromtune.tracking import Tracker
+
+    args = plan.args
+    tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
+    fold_tags = {"chromtune.level": "fold", "arch": args.arch, "fold": fold, "stage": 2,
+                 "paradigm": args.paradigm, "mean": args.with_mean}
+    fold_run = tracker.hierarchy_run(f"{plan.key}/fold{fold}", f"fold {fold}", sweep_run, fold_tags)
+    stage1 = run_stage(plan, tracker, fold, 1, fold_run, None)
+    stage2 = run_stage(plan, tracker, fold, 2, fold_run, plan.storage.uri_of(stage1["checkpoint"], "best.pt"))
+    result = evaluate_fold(plan, tracker, fold, fold_run, stage2)
+    print(f"[fold {fold}] test AUPRC model {result['model']['auprc']:.4f} | mean baseline "
+          f"{result['mean_baseline']['auprc']:.4f} | RNA-weighted {result['weighted_mean_baseline']['auprc']:.4f}",
+          flush=True)
+    return result
+
+
 def check_storage(plan: SweepPlan) -> None:
     """A new sweep needs an empty place; ``--resume`` needs a sweep to continue."""
     exists = not plan.storage.is_empty()
@@ -379,17 +438,14 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
                                        "stage1_space": args.stage1_space, "stage2_space": args.stage2_space,
                                        "smoke_test": args.smoke_test})
     started = time.time()
-    results = []
-    for fold in range(args.folds):
-        fold_tags = {"chromtune.level": "fold", "arch": args.arch, "fold": fold, "stage": 2,
-                     "paradigm": args.paradigm, "mean": args.with_mean}
-        fold_run = tracker.hierarchy_run(f"{plan.key}/fold{fold}", f"fold {fold}", sweep_run, fold_tags)
-        stage1 = run_stage(plan, tracker, fold, 1, fold_run, None)
-        stage2 = run_stage(plan, tracker, fold, 2, fold_run, plan.storage.uri_of(stage1["checkpoint"], "best.pt"))
-        results.append(evaluate_fold(plan, tracker, fold, fold_run, stage2))
-        print(f"[fold {fold}] test AUPRC model {results[-1]['model']['auprc']:.4f} | mean baseline "
-              f"{results[-1]['mean_baseline']['auprc']:.4f} | RNA-weighted {results[-1]['weighted_mean_baseline']['auprc']:.4f}",
-              flush=True)
+    at_once = concurrent_folds(plan)
+    if at_once == 1:
+        results = [run_fold(plan, fold, sweep_run) for fold in range(args.folds)]
+    else:
+        print(f"{at_once} folds at a time", flush=True)
+        _serialise_tune_registry()
+        with ThreadPoolExecutor(at_once, thread_name_prefix="fold") as pool:
+            results = list(pool.map(lambda fold: run_fold(plan, fold, sweep_run), range(args.folds)))
     table = summary_table(results)
     summary = {"summary.csv": table.to_csv(),
                "summary.md": table.to_markdown() if _has_tabulate() else table.to_string()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 
 import mlflow
@@ -25,6 +26,9 @@ def numeric_metrics(values: dict) -> dict[str, float]:
     """The finite numbers of a result dict (MLflow takes floats only)."""
     return {k: float(v) for k, v in values.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+MODEL_EXPORT_LOCK = threading.Lock()
 
 
 class Tracker:
@@ -102,10 +106,11 @@ class Tracker:
         """The selected model as an MLflow PyTorch model (MLflow 3 needs an input example)."""
         import torch
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        with mlflow.start_run(run_id=run_id):
-            mlflow.pytorch.log_model(model, name="model", input_example=input_example,
-                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "chromtune"])
+        with MODEL_EXPORT_LOCK:  # fluent MLflow state and torch's model export are per process
+            mlflow.set_tracking_uri(self.tracking_uri)
+            with mlflow.start_run(run_id=run_id):
+                mlflow.pytorch.log_model(model, name="model", input_example=input_example,
+                                         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "chromtune"])
         self.client.update_run(run_id, status="RUNNING")
 
 

@@ -1,6 +1,7 @@
 """Multi-node sweeps on a real Ray cluster of two nodes on this machine (``ray.cluster_utils.Cluster``):
 trials spread over both nodes, a killed trial process resumes from its checkpoint, a node that
 disappears has its trials rescheduled, and in both cases the results equal an undisturbed run's.
+The two folds run at once (``--concurrent-folds 2``), as they would on a larger cluster.
 
 The sweep runs as its own process against the cluster (``--address``), with shared storage given
 as a ``file://`` URI (one filesystem that every node of this test cluster mounts).
@@ -49,7 +50,7 @@ def start_sweep(workdir: Path, cluster: Cluster) -> subprocess.Popen:
     # own IP unless its single-machine mode is set, which makes it keep 127.0.0.1.
     env = {**os.environ, "CHROMTUNE_CACHE": str(workdir / "cache"), "PYTHONUNBUFFERED": "1",
            "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    args = ["--arch", "basset", "--folds", "2", "--address", cluster.address,
+    args = ["--arch", "basset", "--folds", "2", "--concurrent-folds", "2", "--address", cluster.address,
             "--storage", f"file://{workdir / 'storage'}", "--stage1-space", "stage1.yaml", "--stage2-space", "stage2.yaml"]
     log = open(workdir / "sweep.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "chromtune.sweep", *args], cwd=workdir, env=env, stdout=log,
