@@ -1,0 +1,171 @@
+"""Known-motif databases and Tomtom matching of discovered motifs against them.
+
+A motif database is an ordered ``{name: (4, W) float64 PWM}`` (probabilities over A, C, G, T,
+columns summing to 1), read from a MEME file (memelite's reader), a JASPAR file (``>ID name``
+headers, then four rows of counts, with or without ``A [ ... ]`` brackets), or the planted motifs
+of the demo data set (``truth/motif_pwm``). Names read ``"<ID> <TF name>"``.
+
+Matching (memelite's Tomtom, complete scores, both strands) gives a (Q, T) p-value matrix;
+q-values are Benjamini-Hochberg over all Q x T comparisons (MEME's Tomtom, too, computes its
+q-values from the set of match p-values).
+Tomtom builds its null from the target columns, so a database of fewer than ``FEW_TARGETS``
+motifs gives p-values that depend on which motifs it holds.
+
+Shape contract::
+
+    read_motif_file(path)                   -> {name: (4, W)}
+    planted_motifs(dataset)                 -> {name: (4, W)}, {name: [driver genes]}
+    motif_genes(names, genes)               -> {name: [genes of the model named by the motif]}
+    trim_pattern(ppm (W,4), cwm (W,4))      -> (start, end) of the informative core
+    match_motifs(queries [(4,w)], db)       -> MatchTable: best (Q,) int, p (Q,), q (Q,), p_all (Q,T)
+    benjamini_hochberg(p (...))             -> q of the same shape
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from chromtune.errors import UserError
+
+FEW_TARGETS = 25         # memelite's (and MEME's 50) warning level for a small target set
+TRIM_THRESHOLD = 0.2     # keep positions whose |CWM| mass is >= 20 % of the peak (modisco-lite's report: 30 %)
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _normalise(counts: np.ndarray, where: str) -> np.ndarray:
+    """(4, W) counts or probabilities -> probabilities; a UserError for negative, NaN or empty columns."""
+    if counts.ndim != 2 or counts.shape[0] != 4 or counts.shape[1] == 0:
+        raise UserError(f"{where}: expected 4 rows (A, C, G, T) of equal length, got shape {counts.shape}")
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise UserError(f"{where}: negative, NaN or infinite values")
+    total = counts.sum(0)
+    if (total <= 0).any():
+        raise UserError(f"{where}: column {int(np.argmax(total <= 0)) + 1} is all zero")
+    return counts / total
+
+
+def _read_jaspar(text: str, where: str) -> dict[str, np.ndarray]:
+    motifs: dict[str, np.ndarray] = {}
+    blocks = re.split(r"^>", text, flags=re.M)[1:]
+    for block in blocks:
+        header, *rows = [line for line in block.splitlines() if line.strip()]
+        name = " ".join(header.split())
+        if len(rows) != 4:
+            raise UserError(f"{where}: motif {name!r} has {len(rows)} rows, expected 4 (A, C, G, T)")
+        values = [[float(v) for v in _NUMBER.findall(re.sub(r"^\s*[ACGTacgt]\b", "", row))] for row in rows]
+        if len({len(v) for v in values}) != 1:
+            raise UserError(f"{where}: motif {name!r} has rows of different lengths")
+        motifs[name] = _normalise(np.asarray(values, dtype=np.float64), f"{where}: motif {name!r}")
+    return motifs
+
+
+def read_motif_file(path: str | Path, flag: str = "--motifs") -> dict[str, np.ndarray]:
+    """The motifs of a MEME or JASPAR file, in file order; any problem is a one-line UserError."""
+    path = Path(path)
+    where = f"{flag} {path}"
+    if not path.is_file():
+        raise UserError(f"{where}: no such file")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{where}: cannot read ({err.__class__.__name__})") from None
+    if re.search(r"^MEME version", text, flags=re.M):
+        from memelite.io import read_meme
+
+        try:
+            raw = read_meme(str(path))
+        except (ValueError, AttributeError, IndexError) as err:
+            raise UserError(f"{where}: malformed MEME file ({err.__class__.__name__}: {err})") from None
+        motifs = {name: _normalise(np.asarray(pwm, dtype=np.float64), f"{where}: motif {name!r}")
+                  for name, pwm in raw.items()}
+    elif text.lstrip().startswith(">"):
+        try:
+            motifs = _read_jaspar(text, where)
+        except ValueError as err:
+            raise UserError(f"{where}: malformed JASPAR file ({err})") from None
+    else:
+        raise UserError(f"{where}: neither a MEME file ('MEME version' line) nor a JASPAR file ('>' headers)")
+    if not motifs:
+        raise UserError(f"{where}: holds no motifs")
+    return motifs
+
+
+def planted_motifs(dataset) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """The demo data set's planted motifs ``{"<JASPAR ID> <name>": (4, W)}`` and each one's driver genes."""
+    truth = dataset.truth
+    if "motif_pwm" not in truth:
+        raise UserError(f"--motifs: the data set {dataset.path} has no planted motifs; pass --motifs FILE "
+                        "(MEME or JASPAR format)")
+    text = [[v.decode() if isinstance(v, bytes) else str(v) for v in truth[key]]
+            for key in ("motif_ids", "motif_names", "motif_tfs")]
+    motifs, drivers = {}, {}
+    for m, (jaspar_id, name, tfs) in enumerate(zip(*text)):
+        key = f"{jaspar_id} {name}"
+        motifs[key] = np.asarray(truth["motif_pwm"][m, :, :int(truth["motif_width"][m])], dtype=np.float64)
+        drivers[key] = tfs.split("::")
+    return motifs, drivers
+
+
+def motif_genes(names, genes: list[str]) -> dict[str, list[str]]:
+    """Per motif name, the model's genes its TF name names (``"MA0139.2 CTCF"`` -> CTCF; ``A::B`` -> both).
+
+    The TF name is the motif name's last word; genes match case-insensitively (JASPAR writes mouse
+    profiles as ``Pou5f1::Sox2``).
+    """
+    by_upper = {g.upper(): g for g in genes}
+    found = {}
+    for name in names:
+        words = name.split()
+        tfs = words[-1].split("::") if words else []
+        found[name] = [by_upper[t.upper()] for t in tfs if t.upper() in by_upper]
+    return found
+
+
+def trim_pattern(ppm: np.ndarray, cwm: np.ndarray, threshold: float = TRIM_THRESHOLD) -> tuple[int, int]:
+    """(start, end) of the positions from the first to the last whose summed |CWM| is >= threshold x its peak."""
+    score = np.abs(cwm).sum(1)
+    keep = np.flatnonzero(score >= threshold * score.max())
+    return int(keep[0]), int(keep[-1]) + 1
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values of all entries of `p` together, same shape."""
+    flat = np.asarray(p, dtype=np.float64).ravel()
+    order = np.argsort(flat)
+    ranked = flat[order] * len(flat) / np.arange(1, len(flat) + 1)
+    q = np.empty_like(flat)
+    q[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    return q.reshape(np.shape(p))
+
+
+@dataclass
+class MatchTable:
+    """Tomtom of Q queries against T database motifs: each query's best target, its p and q, and all p."""
+
+    best: np.ndarray      # (Q,) int index into the database
+    p_value: np.ndarray   # (Q,)
+    q_value: np.ndarray   # (Q,)
+    p_all: np.ndarray     # (Q, T)
+
+
+def match_motifs(queries: list[np.ndarray], database: dict[str, np.ndarray]) -> MatchTable:
+    """Tomtom (memelite) of (4, w) probability matrices against every database motif, both strands."""
+    from memelite import tomtom
+
+    targets = [np.ascontiguousarray(pwm) for pwm in database.values()]
+    if not queries:
+        empty = np.zeros(0)
+        return MatchTable(empty.astype(np.int64), empty, empty, np.zeros((0, len(targets))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the small-target-set warning: the caller words its own
+        p_all = tomtom([np.ascontiguousarray(q, dtype=np.float64) for q in queries], targets, n_jobs=-1)[0]
+    p_all = np.asarray(p_all, dtype=np.float64)
+    q_all = benjamini_hochberg(p_all)
+    best = np.argmin(p_all, axis=1)
+    rows = np.arange(len(queries))
+    return MatchTable(best, p_all[rows, best], q_all[rows, best], p_all)
