@@ -24,8 +24,6 @@ import hashlib
 import os
 import sys
 
-import numpy as np
-
 from chromtune.data.dataset import Dataset, open_dataset
 from chromtune.storage import fetch
 
