@@ -173,10 +173,12 @@ def test_kill_and_resume(tmp_path):
     finished_before = {run.data.tags["chromtune.trial_id"] for run in runs_by_level(tmp_path)["trial"]
                        if run.info.status == "FINISHED"}
     assert finished_before
-    finish(sweep_process(tmp_path, "--resume"))
+    resumed_log = finish(sweep_process(tmp_path, "--resume"))
     levels = runs_by_level(tmp_path)
     finished = [run.data.tags["chromtune.trial_id"] for run in levels["trial"] if run.info.status == "FINISHED"]
-    assert len(finished) == len(set(finished)) == 8  # every trial exactly one FINISHED run
+    statuses = sorted((run.data.tags["chromtune.trial_id"], run.data.tags["fold"], run.data.tags["stage"],
+                       run.info.status) for run in levels["trial"])
+    assert len(finished) == len(set(finished)) == 8, (statuses, resumed_log[-3000:])  # one FINISHED run each
     assert all(run.info.status in ("FINISHED", "KILLED") for run in levels["trial"])
     reran = [run for run in levels["trial"] if run.data.tags["chromtune.trial_id"] in finished_before]
     assert len(reran) == len(finished_before)  # finished trials were not run again
