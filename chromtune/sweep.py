@@ -258,6 +258,10 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
     results = tuner.fit()
+    recorded = logger.record_unlogged(results)
+    if recorded:
+        print(f"[{label}] {recorded} finished trial(s) had no FINISHED MLflow run; recorded from Tune's results",
+              flush=True)
     finished = [r for r in results if r.error is None and _has_checkpoint(r)]
     if not finished:
         raise RuntimeError(f"{label}: every trial failed; see {path}")

@@ -178,5 +178,24 @@ class TrialLogger(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trial, "FINISHED")
 
+    def record_unlogged(self, results) -> int:
+        """After the stage: a run for every trial Tune finished that MLflow holds no FINISHED run for
+        (a driver that died between Tune's record and MLflow's leaves one KILLED), from Tune's own
+        result history, so each finished trial has exactly one FINISHED run. Returns how many."""
+        logged = self.tracker.finished_trials()
+        reported = [r for r in results if r.error is None and (r.metrics or {}).get("trial_id")]
+        missing = [r for r in reported if r.metrics["trial_id"] not in logged]
+        for result in missing:
+            trial_id = result.metrics["trial_id"]
+            params = {k: v for k, v in result.config.items() if not k.startswith("runtime_")}
+            run_id = self.tracker.trial_run(f"{self.label} trial {trial_id}", self.stage_run,
+                                            {**self.tags, "chromtune.trial_id": trial_id}, params)
+            history = result.metrics_dataframe
+            rows = history.to_dict("records") if history is not None and len(history) else [result.metrics]
+            for row in rows:
+                self.tracker.log_metrics(run_id, row, step=int(row.get("epoch", 0)))
+            self.tracker.finish(run_id)
+        return len(missing)
+
     def on_trial_error(self, iteration, trials, trial, **info):
         self._end(trial, "FAILED")
