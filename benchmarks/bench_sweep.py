@@ -6,6 +6,7 @@ then reads the trial runs back from MLflow.
 
     python benchmarks/bench_sweep.py -- --arch resnet --folds 5
     python benchmarks/bench_sweep.py -- --arch basset --folds 2 --smoke-test --workers-per-trial 1
+    python benchmarks/bench_sweep.py --existing FOLDER   # a sweep already run in FOLDER: its trials only
 """
 
 from __future__ import annotations
@@ -26,20 +27,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_args", nargs=argparse.REMAINDER, help="arguments after -- go to the sweep")
     parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary folder)")
+    parser.add_argument("--existing", help="read the trials of a sweep already run in this folder; run nothing")
     args = parser.parse_args()
     sweep_args = [a for a in args.sweep_args if a != "--"]
-    workdir = Path(args.keep or tempfile.mkdtemp(prefix="bench-sweep-"))
+    workdir = Path(args.existing or args.keep or tempfile.mkdtemp(prefix="bench-sweep-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "chromtune.sweep", *sweep_args], cwd=workdir,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True)
+    if not args.existing:
+        done = subprocess.run([sys.executable, "-m", "chromtune.sweep", *sweep_args], cwd=workdir,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"sweep failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     wall = time.perf_counter() - started
-    if done.returncode:
-        sys.exit(f"sweep failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     experiments = client.search_experiments()
-    runs = client.search_runs([e.experiment_id for e in experiments], max_results=100_000,
-                              filter_string="tags.`chromtune.level` = 'trial'")
+    runs = client.search_runs([e.experiment_id for e in experiments], max_results=50_000,
+                              filter_string="tags.`chromtune.level` = 'trial' and attributes.status = 'FINISHED'")
     fractions, durations, by_stage = [], [], {}
     for run in runs:
         duration = (run.info.end_time - run.info.start_time) / 1000
@@ -48,13 +51,16 @@ def main() -> None:
         fractions.append(1 - inside / duration)
         durations.append(duration)
         by_stage.setdefault(run.data.tags.get("stage"), []).append(duration)
-    print(f"sweep: {' '.join(sweep_args)}")
-    print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min); trials: {len(runs)}")
+    print(f"sweep: {' '.join(sweep_args) or workdir}")
+    if not args.existing:
+        print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min)")
+    print(f"trials: {len(runs)}")
     print(f"trial duration: median {statistics.median(durations):.1f} s "
           f"(stage 1 {statistics.median(by_stage.get('1', [0])):.1f} s, stage 2 {statistics.median(by_stage.get('2', [0])):.1f} s)")
     print(f"per-trial overhead outside training and validation: median {statistics.median(fractions):.1%}, "
           f"mean {statistics.mean(fractions):.1%}")
-    print(done.stdout[done.stdout.find("test AUPRC / AUROC"):])
+    if not args.existing:
+        print(done.stdout[done.stdout.find("test AUPRC / AUROC"):])
 
 
 if __name__ == "__main__":
