@@ -193,7 +193,7 @@ class TrialLogger(tune.Callback):
             history = result.metrics_dataframe
             rows = history.to_dict("records") if history is not None and len(history) else [result.metrics]
             for row in rows:
-                self.tracker.log_metrics(run_id, row, step=int(row.get("epoch", 0)))
+                self.tracker.log_metrics(run_id, row, step=int(numeric_metrics(row).get("epoch", 0)))
             self.tracker.finish(run_id)
         return len(missing)
 
