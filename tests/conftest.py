@@ -6,6 +6,24 @@ import numpy as np
 import pytest
 
 from chromtune.data.dataset import Dataset, write_dataset
+from chromtune.errors import run_cli
+
+
+def run_command(main, argv, capsys) -> tuple[int, str, str]:
+    """Run a command's ``main`` as the console does (errors -> one line, exit 2): (code, stdout, stderr)."""
+    capsys.readouterr()
+    code = run_cli(main, [str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code, err, *fragments):
+    """Exit status 2 and one ``chromtune: error:`` line holding every fragment."""
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("chromtune: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
 
 
 def random_dataset(n_chroms: int = 3, chrom_len: int = 20_000, n_cells: int = 12, n_genes: int = 8,

@@ -21,13 +21,12 @@ from modiscolite import core
 from chromtune import interpret
 from chromtune.data.dataset import open_dataset, write_dataset
 from chromtune.data.demo import demo_path
-from chromtune.errors import run_cli
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
 from chromtune.motif_match import planted_motifs
 from chromtune.predict import align_expression, load_predictor, predict_accessibility
 from chromtune.train.baselines import mean_accessibility
-from conftest import random_dataset
+from conftest import assert_one_line_error, random_dataset, run_command
 from test_attribution import ProductToy
 
 N_GENES, CONTEXT = 6, 400
@@ -57,18 +56,7 @@ def setup(tmp_path):
 
 
 def cli(argv, capsys):
-    capsys.readouterr()
-    code = run_cli(interpret.main, [str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("chromtune: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+    return run_command(interpret.main, argv, capsys)
 
 
 # -- the pieces --------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ import torch
 
 from chromtune import predict
 from chromtune.data.dataset import write_dataset
-from chromtune.errors import UserError, run_cli
+from chromtune.errors import UserError
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
 from chromtune.train.baselines import mean_accessibility
-from conftest import random_dataset
+from conftest import assert_one_line_error, random_dataset, run_command
 
 N_GENES, CONTEXT = 8, 400
 TRAIN = [0, 1, 2, 3, 4, 5]  # the checkpoint's training cell types (indices into the data set)
@@ -89,18 +89,7 @@ def setup(tmp_path):
 
 
 def cli(argv, capsys):
-    capsys.readouterr()
-    code = run_cli(predict.main, [str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("chromtune: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+    return run_command(predict.main, argv, capsys)
 
 
 # -- the fast path -----------------------------------------------------------------------------
