@@ -23,6 +23,11 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 
+def fail(message: str) -> None:
+    print(f"bench_sweep: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_args", nargs=argparse.REMAINDER, help="arguments after -- go to the sweep")
@@ -30,19 +35,25 @@ def main() -> None:
     parser.add_argument("--existing", help="read the trials of a sweep already run in this folder; run nothing")
     args = parser.parse_args()
     sweep_args = [a for a in args.sweep_args if a != "--"]
-    workdir = Path(args.existing or args.keep or tempfile.mkdtemp(prefix="bench-sweep-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    if not args.existing:
+    if args.existing:
+        workdir = Path(args.existing)
+        if not (workdir / "mlflow.db").is_file():
+            fail(f"--existing {workdir}: no mlflow.db there (run the sweep in that folder first)")
+    else:
+        workdir = Path(args.keep or tempfile.mkdtemp(prefix="bench-sweep-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "chromtune.sweep", *sweep_args], cwd=workdir,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"sweep failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    wall = time.perf_counter() - started
+        wall = time.perf_counter() - started
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     experiments = client.search_experiments()
     runs = client.search_runs([e.experiment_id for e in experiments], max_results=50_000,
                               filter_string="tags.`chromtune.level` = 'trial' and attributes.status = 'FINISHED'")
+    if not runs:
+        fail(f"{workdir / 'mlflow.db'}: no finished trial runs")
     fractions, durations, by_stage = [], [], {}
     for run in runs:
         duration = (run.info.end_time - run.info.start_time) / 1000

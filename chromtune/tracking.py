@@ -148,12 +148,15 @@ class TrialLogger(tune.Callback):
             self._logged = self.tracker.finished_trials()
         return trial_id in self._logged
 
+    def _trial_run(self, trial_id: str, config: dict) -> str:
+        """A new RUNNING run for a trial, under the stage's run, with its config (not the runtime_ keys)."""
+        params = {k: v for k, v in config.items() if not k.startswith("runtime_")}
+        return self.tracker.trial_run(f"{self.label} trial {trial_id}", self.stage_run,
+                                      {**self.tags, "chromtune.trial_id": trial_id}, params)
+
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id not in self.runs and not self.already_logged(trial.trial_id):
-            params = {k: v for k, v in trial.config.items() if not k.startswith("runtime_")}
-            self.runs[trial.trial_id] = self.tracker.trial_run(
-                f"{self.label} trial {trial.trial_id}", self.stage_run,
-                {**self.tags, "chromtune.trial_id": trial.trial_id}, params)
+            self.runs[trial.trial_id] = self._trial_run(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.on_trial_start(iteration, trials, trial)
@@ -186,13 +189,8 @@ class TrialLogger(tune.Callback):
         reported = [r for r in results if r.error is None and (r.metrics or {}).get("trial_id")]
         missing = [r for r in reported if r.metrics["trial_id"] not in logged]
         for result in missing:
-            trial_id = result.metrics["trial_id"]
-            params = {k: v for k, v in result.config.items() if not k.startswith("runtime_")}
-            run_id = self.tracker.trial_run(f"{self.label} trial {trial_id}", self.stage_run,
-                                            {**self.tags, "chromtune.trial_id": trial_id}, params)
-            history = result.metrics_dataframe
-            rows = history.to_dict("records") if history is not None and len(history) else [result.metrics]
-            for row in rows:
+            run_id = self._trial_run(result.metrics["trial_id"], result.config)
+            for row in result.metrics_dataframe.to_dict("records"):  # a trial_id means one result at least
                 self.tracker.log_metrics(run_id, row, step=int(numeric_metrics(row).get("epoch", 0)))
             self.tracker.finish(run_id)
         return len(missing)
