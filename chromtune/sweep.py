@@ -241,10 +241,12 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
                          {k: v for k, v in tags.items() if k != "chromtune.level"}, list(space.params), label,
                          space.num_samples)
     path = plan.storage.uri_of(name)
-    if tune.Tuner.can_restore(path):
+    if tune_state_saved(plan.storage, name):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=param_space)
     else:
+        if plan.storage.exists(name):  # begun by a driver that died before Tune saved any state
+            plan.storage.fs.delete_dir(plan.storage.path(name))
         scheduler = (ASHAScheduler(time_attr="epoch", max_t=param_space.get("epochs", 4), **space.asha)
                      if space.asha else None)
         searcher = OptunaSearch(space.distributions(), metric="valid_auprc", mode="max",
@@ -280,6 +282,14 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     print(f"[{label}] selected {choice['params']} valid_auprc={choice['best_valid_auprc']:.4f}", flush=True)
     plan.storage.write_text(f"{name}.json", json.dumps(choice, indent=1))
     return choice
+
+
+def tune_state_saved(storage: Storage, name: str) -> bool:
+    """Tune saved experiment ``name``'s state, so it can resume it. ``Tuner.can_restore`` asks only for
+    tuner.pkl, which a driver killed as the experiment began leaves alone; restoring that resumes
+    nothing and runs a partial search."""
+    found = storage.fs.get_file_info(pafs.FileSelector(storage.path(name), allow_not_found=True))
+    return any(info.base_name.startswith("experiment_state-") for info in found)
 
 
 def _has_checkpoint(result) -> bool:

@@ -19,7 +19,8 @@ from mlflow.tracking import MlflowClient
 
 from chromtune.data import demo
 from chromtune.errors import run_cli
-from chromtune.sweep import main as sweep_main
+from chromtune.storage import Storage
+from chromtune.sweep import main as sweep_main, tune_state_saved
 
 SMOKE = ["--arch", "basset", "--folds", "2", "--smoke-test"]
 EXPERIMENT = f"chromtune-{Path(demo.cache_file(0)).stem}"  # the sweep's default: chromtune-<data set name>
@@ -184,6 +185,19 @@ def test_kill_and_resume(tmp_path):
     assert len(reran) == len(finished_before)  # finished trials were not run again
     assert len(levels["sweep"]) == 1 and len(levels["fold"]) == 2 and len(levels["stage"]) == 4
     assert all(run.info.status == "FINISHED" for run in levels["sweep"] + levels["fold"] + levels["stage"])
+
+
+def test_a_stage_resumes_only_from_saved_tune_state(tmp_path):
+    """A driver killed as a stage began leaves Tune's tuner.pkl without its experiment state: that
+    stage must start again, not be restored (Tune would run a partial search)."""
+    storage = Storage(str(tmp_path))
+    assert not tune_state_saved(storage, "fold0-stage2")               # nothing there
+    stage = tmp_path / "fold0-stage2"
+    stage.mkdir()
+    (stage / "tuner.pkl").write_bytes(b"x")
+    assert not tune_state_saved(storage, "fold0-stage2")               # begun, never saved
+    (stage / "experiment_state-2026-11-24_12-00-00.json").write_text("{}")
+    assert tune_state_saved(storage, "fold0-stage2")
 
 
 def test_resume_with_nothing_to_resume(tmp_path, capsys, monkeypatch):
