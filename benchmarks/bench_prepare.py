@@ -3,7 +3,7 @@
 Writes, in a temporary folder, a random FASTA (one chromosome, 60-column lines, ~2 % N runs, some
 soft-masked stretches), one narrowPeak file per cell type (half of them gzipped; peaks of 200-1000 bp,
 half drawn from a pool of sites shared between cell types as real DNase peaks are), a sample sheet
-and a genes x cell types TPM table; then runs ``python -m chromtune.prepare`` in a child process
+and a genes x cell types TPM table; then runs ``python -m chromtune.cli prepare`` in a child process
 and reports its wall time and peak resident memory (``os.wait4`` rusage of that child alone).
 
     python benchmarks/bench_prepare.py [--length 50000000] [--cell-types 20] [--peaks 30000]
@@ -103,7 +103,7 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for label, extra in variants:
             out = root / "data.h5"
-            wall, rss, code = run_child([sys.executable, "-m", "chromtune.prepare", *inputs, "--out", str(out), *extra])
+            wall, rss, code = run_child([sys.executable, "-m", "chromtune.cli", "prepare", *inputs, "--out", str(out), *extra])
             if code != 0:
                 sys.exit(f"prepare failed with exit status {code}")
             with h5py.File(out, "r") as f:

@@ -254,7 +254,7 @@ def test_cli_writes_a_valid_file(tmp_path, capsys):
 
 def test_module_entry_point_runs(tmp_path):
     out = tmp_path / "demo.h5"
-    result = subprocess.run([sys.executable, "-m", "chromtune.demo", "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", "chromtune.cli", "demo", "--out", str(out)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert open_dataset(out).attrs["demo_seed"] == 0

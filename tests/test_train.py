@@ -9,7 +9,7 @@ import pytest
 from chromtune.data.dataset import write_dataset
 from chromtune.data import sampling
 from chromtune.errors import run_cli
-from chromtune.train.__main__ import main as train_main
+from chromtune.cli.train import main as train_main
 from chromtune.train.config import TrainConfig
 from chromtune.train.runner import run_training
 from chromtune.train.task import FoldTask

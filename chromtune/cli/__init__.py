@@ -12,11 +12,11 @@ from typing import Sequence
 from chromtune.errors import run_cli
 
 COMMANDS = {
-    "prepare": ("chromtune.prepare", "build a data set from a FASTA, peak files and an expression table"),
-    "import-chromdragonn": ("chromtune.import_chromdragonn", "import the reference implementation's released data"),
-    "inspect": ("chromtune.inspect", "summarise a data set file"),
-    "demo": ("chromtune.demo", "write the embedded demo data set"),
-    "train": ("chromtune.train.__main__", "train one stage of one fold (Ray Train)"),
+    "prepare": ("chromtune.cli.prepare", "build a data set from a FASTA, peak files and an expression table"),
+    "import-chromdragonn": ("chromtune.cli.import_chromdragonn", "import the reference implementation's released data"),
+    "inspect": ("chromtune.cli.inspect", "summarise a data set file"),
+    "demo": ("chromtune.cli.demo", "write the embedded demo data set"),
+    "train": ("chromtune.cli.train", "train one stage of one fold (Ray Train)"),
     "sweep": ("chromtune.sweep", "the full protocol: folds x stages on Ray Tune + Optuna, tracked in MLflow"),
     "compare": ("chromtune.compare", "Wilcoxon-tested comparison of finished sweeps: tables, figures, report"),
     "predict": ("chromtune.predict", "accessibility of every bin in cell types that have only expression"),

@@ -1,0 +1,96 @@
+"""``python -m chromtune.train``: one stage of one fold through Ray Train's TorchTrainer.
+
+Examples:
+  python -m chromtune.train --stage 1 --arch resnet --fold 0 --out runs/s1
+  python -m chromtune.train --stage 2 --init runs/s1 --paradigm tune --mean --out runs/s2
+  python -m chromtune.train --data data.h5 --stage 1 --workers 2 --test-chroms chr8 --out runs/s1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+import torch
+
+from chromtune.errors import UserError, run_cli
+from chromtune.models import ARCHITECTURES, HEADS
+from chromtune.train.config import PARADIGMS, TrainConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chromtune train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="data set file (default: the embedded demo data set)")
+    p.add_argument("--arch", default="resnet", help=f"architecture: {', '.join(ARCHITECTURES)}")
+    p.add_argument("--stage", type=int, default=1, choices=(1, 2))
+    p.add_argument("--fold", type=int, default=0)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--split", default="kfold", choices=("kfold", "reference"))
+    p.add_argument("--init", help="stage 2: the stage-1 run folder (or its best.pt)")
+    p.add_argument("--paradigm", default="tune", choices=PARADIGMS, help="stage 2: tune or freeze the trunk")
+    p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True,
+                   help="stage 2: feed the mean accessibility of the training cell types")
+    p.add_argument("--head", default="simple", choices=HEADS)
+    p.add_argument("--lr", type=float, default=None, help="default 2e-3 (stage 1) / 1e-3 (stage 2)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 128 (stage 1) / 256 (stage 2)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batches-per-epoch", type=int, default=50)
+    p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; demo 0.25)")
+    p.add_argument("--test-chroms", default="", help="comma-separated chromosomes held out of all training")
+    p.add_argument("--eval-every", type=int, default=1, help="evaluate every k-th bin")
+    p.add_argument("--workers", type=int, default=1, help="Ray Train workers (DDP); 0 runs in this process")
+    p.add_argument("--cpus-per-worker", type=float, default=1)
+    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument("--address", help="Ray cluster address (default: a private local Ray)")
+    p.add_argument("--out", required=True, help="run folder")
+    return p
+
+
+def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
+    if args.arch not in ARCHITECTURES:
+        raise UserError(f"--arch {args.arch!r}: unknown architecture; valid names: {', '.join(ARCHITECTURES)}")
+    stage1 = args.stage == 1
+    return TrainConfig(
+        data=data, arch=args.arch, stage=args.stage, fold=args.fold, folds=args.folds, split=args.split,
+        seed=args.seed, lr=args.lr or (2e-3 if stage1 else 1e-3),
+        batch_size=args.batch_size or (128 if stage1 else 256), epochs=args.epochs,
+        batches_per_epoch=args.batches_per_epoch, width=args.width or (1.0 if args.data else 0.25),
+        paradigm=args.paradigm, with_mean=args.with_mean, head=args.head, init=args.init,
+        test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every, bf16=args.bf16,
+        threads=int(args.cpus_per_worker),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.gpu and not torch.cuda.is_available() and not args.address:
+        raise UserError("--gpu: no CUDA GPU is visible on this machine")
+    if args.bf16 and not args.gpu:
+        raise UserError("--bf16: needs --gpu (float32 is used on CPU)")
+    if args.data:
+        data = args.data
+    else:
+        from chromtune.data.demo import demo_path
+        data = str(demo_path())
+    cfg = config_from_args(args, data)
+    from chromtune.ray_runtime import check_resources, start_ray
+    from chromtune.train.runner import run_training
+    if args.workers:
+        start_ray(args.address)
+        check_resources(args.workers, args.cpus_per_worker, 1 if args.gpu else 0)
+    metrics = run_training(cfg, args.out, args.workers, args.gpu, args.cpus_per_worker, args.resume)
+    summary = {"best_valid_auprc": metrics["best_valid_auprc"]}
+    if "test" in metrics:
+        summary.update({f"test.{name}.auprc": round(m["auprc"], 4) for name, m in metrics["test"].items()})
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
