@@ -77,9 +77,11 @@ from chromtune import __version__
 from chromtune.atomic import atomic_path
 from chromtune.data.dataset import Dataset, open_dataset
 from chromtune.data.encoding import one_hot
-from chromtune.data.genome import canonical_name
-from chromtune.data.prepare import (TRANSFORMS, covered_before, merge_intervals, read_expression, read_peaks,
-                                    read_text, require_file)
+from chromtune.data.prepare import TRANSFORMS, covered_before, merge_intervals
+from chromtune.io.expression import read_expression
+from chromtune.io.fasta import canonical_name
+from chromtune.io.files import read_text, require_file
+from chromtune.io.peaks import read_peaks
 from chromtune.errors import UserError, run_cli
 from chromtune.models import Stage2Model
 from chromtune.models.checkpoint import load_model

@@ -1,7 +1,8 @@
 import numpy as np
 import torch
 
-from chromtune.data.encoding import decode, encode, one_hot
+from chromtune.data.encoding import one_hot
+from chromtune.io.fasta import decode, encode
 
 
 def test_encode_codes_lowercase_and_iupac():

@@ -10,9 +10,9 @@ import numpy as np
 import pyfaidx
 import pytest
 
-import chromtune.data.genome as genome_module
+import chromtune.io.fasta as genome_module
 from chromtune.data.dataset import Dataset
-from chromtune.data.genome import Genome, canonical_name
+from chromtune.io.fasta import Genome, canonical_name
 from chromtune.errors import UserError
 
 RECORDS = {

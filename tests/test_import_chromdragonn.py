@@ -10,7 +10,8 @@ import pytest
 
 from chromtune.cli import main as cli_main
 from chromtune.data.dataset import open_dataset
-from chromtune.data.reference import import_chromdragonn, packed_onehot_to_codes
+from chromtune.data.reference import import_chromdragonn
+from chromtune.io.chromdragonn import packed_onehot_to_codes
 from chromtune.errors import UserError
 
 WINDOW = 1000

@@ -14,8 +14,9 @@ import pytest
 
 from chromtune.cli import main as cli_main
 from chromtune.data.dataset import open_dataset
-from chromtune.data.encoding import encode
-from chromtune.data.prepare import covered_before, merge_intervals, positive_bins, read_peaks
+from chromtune.data.prepare import covered_before, merge_intervals, positive_bins
+from chromtune.io.fasta import encode
+from chromtune.io.peaks import read_peaks
 
 CHROMS = {"chr1": 5_230, "chr2": 3_011, "chr3": 2_400}
 CELLS = ["K562", "HepG2", "GM12878"]

@@ -1,6 +1,6 @@
 """Sequence codes and one-hot encoding.
 
-Codes: A, C, G, T, N = 0, 1, 2, 3, 4 (uint8). One-hot: float (N, 4, L), channels A, C, G, T;
+Codes: A, C, G, T, N = 0, 1, 2, 3, 4 (uint8; text -> codes is :func:`chromtune.io.fasta.encode`). One-hot: float (N, 4, L), channels A, C, G, T;
 an N (or any code >= 4) is the all-zero column. Encoding happens on the device the model runs on,
 from the compact uint8 codes, so only 1 byte per base crosses host memory and the PCIe bus.
 """
@@ -9,28 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     import torch
-
-ALPHABET = "ACGT"
-
-_LOOKUP = np.full(256, 4, dtype=np.uint8)
-for _code, _base in enumerate(ALPHABET):
-    _LOOKUP[ord(_base)] = _code
-    _LOOKUP[ord(_base.lower())] = _code
-
-
-def encode(sequence: str | bytes) -> np.ndarray:
-    """Text sequence -> uint8 codes; lower case counts as bases, every other letter is N (4)."""
-    raw = sequence.encode("ascii", "replace") if isinstance(sequence, str) else sequence
-    return _LOOKUP[np.frombuffer(raw, dtype=np.uint8)]
-
-
-def decode(codes: np.ndarray) -> str:
-    """uint8 codes -> upper-case text (4 -> N)."""
-    return "".join(np.asarray(list(ALPHABET + "N"))[np.minimum(codes, 4)])
 
 
 def one_hot(codes: "torch.Tensor | np.ndarray", device: "torch.device | str | None" = None,

@@ -16,21 +16,19 @@ naming style (``chr1`` / ``1``). The user's files are only read.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from chromtune import __version__
 from chromtune.data.dataset import Dataset
-from chromtune.data.genome import Genome, is_gzip
+from chromtune.io.expression import read_expression, read_gene_list
+from chromtune.io.fasta import Genome
+from chromtune.io.peaks import Peaks, Sample, read_peaks, read_sample_sheet
 from chromtune.errors import UserError
 
 TRANSFORMS = {"log1p": np.log1p, "arcsinh": np.arcsinh, "none": lambda x: x}
@@ -61,145 +59,6 @@ class PrepareOptions:
             raise UserError(f"--negatives-ratio {self.negatives_ratio}: must be a finite number >= 0")
         if self.transform not in TRANSFORMS:
             raise UserError(f"--transform {self.transform}: choose from {', '.join(TRANSFORMS)}")
-
-
-@dataclass
-class Sample:
-    cell_type: str
-    peaks: Path
-
-
-@dataclass
-class Peaks:
-    """One cell type's peaks on one chromosome: (k,) int64 starts and ends, (k,) file line numbers."""
-
-    starts: np.ndarray
-    ends: np.ndarray
-    lines: np.ndarray
-
-
-# -- files -----------------------------------------------------------------------------------
-def require_file(path: str | os.PathLike, what: str) -> Path:
-    """``path`` as a Path if it is a readable regular file, else a :class:`UserError` naming ``what``."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{what} {path}: no such file")
-    if not path.is_file():
-        raise UserError(f"{what} {path}: not a regular file")
-    if not os.access(path, os.R_OK):
-        raise UserError(f"{what} {path}: file is not readable")
-    return path
-
-
-def read_text(path: Path, what: str) -> str:
-    """The whole text of a plain or gzipped file; unreadable or binary content is a UserError."""
-    try:
-        raw = gzip.decompress(path.read_bytes()) if is_gzip(path) else path.read_bytes()
-        return raw.decode("utf-8")
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise UserError(f"{what} {path}: cannot read ({err})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{what} {path}: not a text file") from None
-
-
-# -- sample sheet and peaks ------------------------------------------------------------------
-def read_sample_sheet(path: str | os.PathLike) -> list[Sample]:
-    """Rows of a tab-separated sheet with columns ``cell_type`` and ``peaks`` (relative to the sheet)."""
-    path = require_file(path, "--samples")
-    rows = list(csv.reader(io.StringIO(read_text(path, "--samples")), delimiter="\t"))
-    rows = [(number, [f.strip() for f in row]) for number, row in enumerate(rows, 1) if any(f.strip() for f in row)]
-    if not rows:
-        raise UserError(f"--samples {path}: the sample sheet is empty")
-    header = rows[0][1]
-    missing = [c for c in ("cell_type", "peaks") if c not in header]
-    if missing:
-        raise UserError(f"--samples {path}: missing column(s) {', '.join(missing)} "
-                        f"(the header is: {' | '.join(header)}); expected tab-separated columns cell_type and peaks")
-    col_cell, col_peaks = header.index("cell_type"), header.index("peaks")
-    samples, seen = [], {}
-    for number, row in rows[1:]:
-        if len(row) <= max(col_cell, col_peaks) or not row[col_cell] or not row[col_peaks]:
-            raise UserError(f"--samples {path}: line {number}: needs a cell_type and a peaks entry")
-        cell = row[col_cell]
-        if cell in seen:
-            raise UserError(f"--samples {path}: cell type {cell!r} appears twice (lines {seen[cell]} and {number})")
-        seen[cell] = number
-        peaks = Path(row[col_peaks])
-        peaks = peaks if peaks.is_absolute() else path.parent / peaks
-        require_file(peaks, f"--samples {path}: line {number}: peaks file")
-        samples.append(Sample(cell, peaks))
-    if not samples:
-        raise UserError(f"--samples {path}: the sample sheet names no cell types")
-    return samples
-
-
-def read_peaks(path: str | os.PathLike) -> dict[str, Peaks]:
-    """Chromosome name (as in the file) -> :class:`Peaks` of a narrowPeak / BED3+ file."""
-    path = Path(path)
-    text = read_text(path, "peaks file")
-    parsed = _parse_peaks_fast(text)
-    chroms, start, end, numbers = parsed if parsed is not None else _parse_peaks_by_line(text, path)
-    bad = np.flatnonzero((start < 0) | (end <= start))
-    if len(bad):
-        i = bad[0]
-        problem = "a negative start" if start[i] < 0 else "end <= start"
-        raise UserError(f"peaks file {path}: line {numbers[i]}: {problem} ({chroms[i]}:{start[i]}-{end[i]})")
-    names, inverse = np.unique(chroms, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(names) + 1))
-    return {
-        str(name): Peaks(start[rows], end[rows], numbers[rows])
-        for name, rows in ((name, order[bounds[k]:bounds[k + 1]]) for k, name in enumerate(names))
-    }
-
-
-def _is_header(line: str) -> bool:
-    return not line.strip() or line.startswith(("#", "track", "browser"))
-
-
-def _parse_peaks_fast(text: str):
-    """(chroms, starts, ends, line numbers) by pandas' C parser for a regular tab-separated file, else None."""
-    lines = text.split("\n", 64)
-    skip = next((k for k, line in enumerate(lines) if not _is_header(line)), len(lines))
-    try:
-        table = pd.read_csv(io.StringIO(text), sep="\t", header=None, usecols=[0, 1, 2], skiprows=skip,
-                            dtype=str, skip_blank_lines=False, na_filter=False, engine="c")
-        starts = table[1].to_numpy(dtype=str).astype(np.int64)
-        ends = table[2].to_numpy(dtype=str).astype(np.int64)
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OverflowError):
-        return None
-    numbers = np.arange(skip + 1, skip + 1 + len(table), dtype=np.int64)
-    return table[0].to_numpy(dtype=object), starts, ends, numbers
-
-
-def _parse_peaks_by_line(text: str, path: Path):
-    """The line-by-line parser: any whitespace, comments anywhere, and a precise message for bad lines."""
-    chroms, starts, ends, numbers = [], [], [], []
-    for number, line in enumerate(text.splitlines(), 1):
-        if _is_header(line):
-            continue
-        fields = line.split(None, 3)
-        if len(fields) < 3:
-            raise UserError(f"peaks file {path}: line {number}: expected at least 3 columns (chrom, start, end)")
-        chroms.append(fields[0])
-        starts.append(fields[1])
-        ends.append(fields[2])
-        numbers.append(number)
-    numbers = np.asarray(numbers, dtype=np.int64)
-    return (np.asarray(chroms, dtype=object), _integers(starts, numbers, path, "start"),
-            _integers(ends, numbers, path, "end"), numbers)
-
-
-def _integers(values: list[str], numbers: np.ndarray, path: Path, column: str) -> np.ndarray:
-    try:
-        return np.asarray(values, dtype=np.int64) if values else np.zeros(0, dtype=np.int64)
-    except (ValueError, OverflowError):
-        for value, number in zip(values, numbers):
-            try:
-                int(value)
-            except ValueError:
-                raise UserError(f"peaks file {path}: line {number}: {column} {value!r} is not an integer") from None
-        raise UserError(f"peaks file {path}: a {column} coordinate is out of range") from None
 
 
 # -- interval arithmetic ---------------------------------------------------------------------
@@ -253,80 +112,6 @@ def positive_bins(starts: np.ndarray, ends: np.ndarray, n_bins: int, bin_size: i
 
 
 # -- expression ------------------------------------------------------------------------------
-def read_gene_list(path: str | os.PathLike) -> list[str]:
-    """Genes of a one-per-line file (blank lines and ``#`` comments skipped), first occurrence kept."""
-    path = require_file(path, "--tfs")
-    genes = [line.split()[0] for line in read_text(path, "--tfs").splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
-    if not genes:
-        raise UserError(f"--tfs {path}: the gene list is empty")
-    return list(dict.fromkeys(genes))
-
-
-def read_expression(path: str | os.PathLike, cell_types: list[str],
-                    genes: list[str] | None = None) -> tuple[np.ndarray, list[str], list[str]]:
-    """(T, G) float64 TPM for ``cell_types`` (in that order), the gene names, and listed genes absent.
-
-    The table is tab- or comma-separated with row names in its first column; genes x cell types
-    or cell types x genes, recognised by where the cell types' names appear.
-    """
-    path = require_file(path, "--expression")
-    text = read_text(path, "--expression")
-    first = text.split("\n", 1)[0]
-    sep = "\t" if "\t" in first else ","
-    header = [h.strip() for h in next(csv.reader([first], delimiter=sep), [])][1:]
-    _no_duplicates(header, path, "column")
-    try:
-        table = pd.read_csv(io.StringIO(text), sep=sep, index_col=0, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
-        raise UserError(f"--expression {path}: cannot parse the table ({str(err).strip()})") from None
-    table.index = [str(i).strip() for i in table.index]
-    table.columns = header if len(header) == table.shape[1] else [str(c).strip() for c in table.columns]
-    _no_duplicates(list(table.index), path, "row")
-    in_columns = [c for c in cell_types if c in set(table.columns)]
-    in_rows = [c for c in cell_types if c in set(table.index)]
-    if len(in_columns) == len(cell_types):
-        table = table.T
-    elif len(in_rows) != len(cell_types):
-        axis, found = ("columns", in_columns) if len(in_columns) >= len(in_rows) else ("rows", in_rows)
-        if not found:
-            raise UserError(f"--expression {path}: none of the sample sheet's cell types "
-                            f"({', '.join(cell_types[:3])}{', ...' if len(cell_types) > 3 else ''}) "
-                            "is a row or column name of the table")
-        absent = [c for c in cell_types if c not in found]
-        raise UserError(f"--expression {path}: no expression for cell type(s) {', '.join(map(repr, absent))} "
-                        f"of the sample sheet (cell types are the table's {axis})")
-    absent_genes: list[str] = []
-    if genes is not None:
-        present = set(table.columns)
-        absent_genes = [g for g in genes if g not in present]
-        keep = [g for g in genes if g in present]
-        if not keep:
-            raise UserError(f"--tfs: none of its {len(genes)} genes is in the expression table {path}")
-        table = table[keep]
-    table = table.loc[cell_types]
-    flat = pd.to_numeric(pd.Series(table.to_numpy().ravel()), errors="coerce")
-    values = flat.to_numpy(dtype=np.float64).reshape(table.shape)
-    bad = ~np.isfinite(values) | (values < 0)
-    if bad.any():
-        i, j = (int(a[0]) for a in np.nonzero(bad))
-        raw = table.iat[i, j]
-        problem = "is negative" if np.isfinite(values[i, j]) else "is not a finite number"
-        raise UserError(f"--expression {path}: gene {table.columns[j]!r}, cell type {table.index[i]!r}: "
-                        f"value {raw!r} {problem}; expected TPM >= 0")
-    if values.shape[1] == 0:
-        raise UserError(f"--expression {path}: the table holds no genes")
-    return values, list(table.columns), absent_genes
-
-
-def _no_duplicates(names: list[str], path: Path, kind: str) -> None:
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise UserError(f"--expression {path}: {kind} name {name!r} appears twice")
-        seen.add(name)
-
-
 # -- the whole build -------------------------------------------------------------------------
 def prepare_dataset(genome_path: str | os.PathLike, samples_path: str | os.PathLike,
                     expression_path: str | os.PathLike, tfs_path: str | os.PathLike | None = None,

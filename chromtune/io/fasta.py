@@ -1,6 +1,6 @@
 """A reference genome from a FASTA file, read as uint8 codes one whole chromosome at a time.
 
-Codes: A, C, G, T, N = 0..4 (:func:`chromtune.data.encoding.encode`); soft-masked lower-case bases
+Codes: A, C, G, T, N = 0..4 (:func:`encode`); soft-masked lower-case bases
 count as bases, every other letter (IUPAC ambiguity codes, ``N``) is N. ``codes(name)`` returns a
 ``(length,)`` uint8 array.
 
@@ -26,8 +26,27 @@ from typing import Iterable, Iterator
 import numpy as np
 import pyfaidx
 
-from chromtune.data.encoding import encode
 from chromtune.errors import UserError
+from chromtune.io.files import is_gzip
+
+ALPHABET = "ACGT"
+
+_LOOKUP = np.full(256, 4, dtype=np.uint8)
+for _code, _base in enumerate(ALPHABET):
+    _LOOKUP[ord(_base)] = _code
+    _LOOKUP[ord(_base.lower())] = _code
+
+
+def encode(sequence: str | bytes) -> np.ndarray:
+    """Text sequence -> uint8 codes; lower case counts as bases, every other letter is N (4)."""
+    raw = sequence.encode("ascii", "replace") if isinstance(sequence, str) else sequence
+    return _LOOKUP[np.frombuffer(raw, dtype=np.uint8)]
+
+
+def decode(codes: np.ndarray) -> str:
+    """uint8 codes -> upper-case text (4 -> N)."""
+    return "".join(np.asarray(list(ALPHABET + "N"))[np.minimum(codes, 4)])
+
 
 _BLOCK = 1 << 24
 
@@ -36,12 +55,6 @@ def canonical_name(name: str) -> str:
     """The style-free key of a chromosome name: no ``chr`` prefix, mitochondrion as ``MT``."""
     key = name[3:] if name[:3].lower() == "chr" else name
     return "MT" if key.upper() in ("M", "MT") else key
-
-
-def is_gzip(path: str | os.PathLike) -> bool:
-    """Whether the file starts with the gzip magic bytes."""
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
 
 
 class Genome:
