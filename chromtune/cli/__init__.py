@@ -1,14 +1,21 @@
-"""The ``chromtune`` console script: ``chromtune <command> [args]``.
+"""The ``chromtune`` console script: ``chromtune <command> [options]``.
 
-Each command is a module with ``main(argv) -> int``, also runnable as ``python -m chromtune.<module>``.
+One shape for every command: ``chromtune/cli/<command>.py`` holds an argparse parser and
+``main(argv) -> int`` and imports nothing heavy (torch, ray, pandas, mlflow, optuna, pyarrow, h5py)
+at module level, so ``chromtune <command> --help`` answers at once; the work lives in the command's
+package and is imported inside ``main``. :func:`command_parser` gives every command the same help
+layout: what it does, the flags with their defaults, and examples.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
+import textwrap
 from typing import Sequence
 
+from chromtune import __version__
 from chromtune.errors import run_cli
 
 COMMANDS = {
@@ -24,17 +31,38 @@ COMMANDS = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's and examples' line breaks and appends each option's default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or not action.option_strings or default is None or default is False
+                or default == "" or default == argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def command_parser(name: str, what: str, examples: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of ``chromtune <name>``: ``what`` it does, then the flags, then ``examples``."""
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    return argparse.ArgumentParser(prog=f"chromtune {name}", description=textwrap.fill(what, 88), epilog=epilog,
+                                   formatter_class=HelpFormatter)
+
+
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    return "usage: chromtune <command> [options]\n\ncommands:\n" + "\n".join(lines)
+    return ("usage: chromtune <command> [options]\n       chromtune --version\n\ncommands:\n" + "\n".join(lines)
+            + "\n\n'chromtune <command> --help' describes a command.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
-        print(usage())
-        return 0
+        return run_cli(lambda _: print(usage()))
+    if args[0] == "--version":
+        return run_cli(lambda _: print(f"chromtune {__version__}"))
     if args[0] not in COMMANDS:
         print(f"chromtune: error: unknown command {args[0]!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

@@ -1,7 +1,5 @@
 """``chromtune import-chromdragonn``: import the reference implementation's released data.
 
-    chromtune import-chromdragonn --dnase DIR --rna rna_quants.joblib --out data.h5
-
 ``DIR`` holds ``dnase.chr{1..22,X,Y}.packbit.joblib``; the logic lives in
 :mod:`chromtune.data.reference`. The input folder is only read.
 """
@@ -12,17 +10,19 @@ import argparse
 import sys
 from typing import Sequence
 
-from chromtune.data.dataset import write_dataset
-from chromtune.data.reference import import_chromdragonn
+from chromtune.atomic import check_output_file
+from chromtune.cli import command_parser
 from chromtune.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chromtune import-chromdragonn",
-        description="Convert ChromDragoNN's released joblib files (bit-packed windows and labels per chromosome, "
-                    "expression matrix) into a chromtune data set. joblib files are pickles: import only "
-                    "files from a source you trust.")
+    parser = command_parser(
+        "import-chromdragonn",
+        "Convert ChromDragoNN's released joblib files (bit-packed windows and labels per chromosome, and the "
+        "expression matrix) into a chromtune data set, keeping the stored windows and their order. joblib files "
+        "are pickles: import only files from a source you trust.",
+        ["chromtune import-chromdragonn --dnase dnase_dir --rna rna_quants.joblib --out data.h5",
+         "chromtune import-chromdragonn --dnase dnase_dir --rna rna_quants.joblib --assembly hg19 --out hg19.h5"])
     parser.add_argument("--dnase", required=True, metavar="DIR", help="folder of dnase.chr*.packbit.joblib files")
     parser.add_argument("--rna", required=True, metavar="FILE", help="joblib file with 'rna_quants' (cells x genes)")
     parser.add_argument("--assembly", default="unknown", metavar="NAME", help="genome assembly name to record")
@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_output_file(args.out, "--out")
+    from chromtune.data.dataset import write_dataset
+    from chromtune.data.reference import import_chromdragonn
     dataset, provenance = import_chromdragonn(args.dnase, args.rna, assembly=args.assembly)
     write_dataset(args.out, dataset, provenance)
     print(f"wrote {args.out}: {dataset.n_bins} windows of {dataset.context} bp on {len(dataset.chromosomes)} "

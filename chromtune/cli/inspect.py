@@ -1,9 +1,7 @@
 """``chromtune inspect FILE [--json]``: summarise a data set file.
 
-    chromtune inspect data.h5           # a human summary
-    chromtune inspect data.h5 --json    # exactly one JSON object on stdout
-
-Opening the file runs the data set's validation, so a damaged file is a one-line error.
+Opening the file runs the data set's validation (:func:`chromtune.data.dataset.open_dataset`), so a
+damaged file is a one-line error; h5py is imported only when a file is opened.
 """
 
 from __future__ import annotations
@@ -11,12 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from chromtune.data.dataset import Dataset, open_dataset
+from chromtune.cli import command_parser
 from chromtune.errors import run_cli
+
+if TYPE_CHECKING:
+    from chromtune.data.dataset import Dataset
 
 
 def summarise(ds: Dataset) -> dict:
@@ -78,7 +79,12 @@ def render(summary: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chromtune inspect", description="Summarise a chromtune data set file.")
+    parser = command_parser(
+        "inspect",
+        "Summarise a chromtune data set file: bins, chromosomes, cell types, genes, positives per cell type, "
+        "layout and provenance. The file is validated on open; a damaged file is a one-line error.",
+        ["chromtune inspect data.h5",
+         "chromtune inspect data.h5 --json | python -m json.tool   # one JSON object on stdout"])
     parser.add_argument("file", help="data set file (.h5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     return parser
@@ -86,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from chromtune.data.dataset import open_dataset
     summary = summarise(open_dataset(args.file))
     print(json.dumps(summary) if args.json else render(summary))
     return 0

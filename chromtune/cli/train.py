@@ -1,9 +1,7 @@
-"""``python -m chromtune.train``: one stage of one fold through Ray Train's TorchTrainer.
+"""``chromtune train`` (also ``python -m chromtune.train``): one stage of one fold.
 
-Examples:
-  python -m chromtune.train --stage 1 --arch resnet --fold 0 --out runs/s1
-  python -m chromtune.train --stage 2 --init runs/s1 --paradigm tune --mean --out runs/s2
-  python -m chromtune.train --data data.h5 --stage 1 --workers 2 --test-chroms chr8 --out runs/s1
+The work lives in :mod:`chromtune.train.runner` (a Ray Train ``TorchTrainer``, or the same loop in
+this process with ``--workers 0``); torch and Ray are imported only after the flags are parsed.
 """
 
 from __future__ import annotations
@@ -13,48 +11,59 @@ import json
 import sys
 from typing import Sequence
 
-import torch
-
+from chromtune.cli import command_parser
 from chromtune.errors import UserError, run_cli
-from chromtune.models import ARCHITECTURES, HEADS
 from chromtune.train.config import PARADIGMS, TrainConfig
+
+ARCH_NAMES = ("basset", "factorized", "resnet")  # chromtune.models.ARCHITECTURES, without importing torch
+HEAD_NAMES = ("simple", "complex")  # chromtune.models.HEADS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chromtune train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(
+        "train",
+        "Train one stage of one fold and write a run folder (best.pt, metrics.json, split.tsv, "
+        "pr_curves.png). Stage 1 trains a multi-task sequence-only model on the fold's training cell types; "
+        "stage 2 starts from a stage-1 run and adds TF expression, then scores the fold's test cell types "
+        "beside both baselines. Every epoch is checkpointed, so --resume continues exactly.",
+        ["chromtune train --stage 1 --arch resnet --fold 0 --out runs/s1",
+         "chromtune train --stage 2 --init runs/s1 --paradigm tune --mean --out runs/s2",
+         "chromtune train --data data.h5 --stage 1 --workers 2 --test-chroms chr8 --out runs/s1"])
     p.add_argument("--data", help="data set file (default: the embedded demo data set)")
-    p.add_argument("--arch", default="resnet", help=f"architecture: {', '.join(ARCHITECTURES)}")
-    p.add_argument("--stage", type=int, default=1, choices=(1, 2))
-    p.add_argument("--fold", type=int, default=0)
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--split", default="kfold", choices=("kfold", "reference"))
+    p.add_argument("--arch", default="resnet", help=f"architecture: {', '.join(ARCH_NAMES)}")
+    p.add_argument("--stage", type=int, default=1, choices=(1, 2), help="training stage")
+    p.add_argument("--fold", type=int, default=0, help="fold index, 0 to --folds minus 1")
+    p.add_argument("--folds", type=int, default=5, help="number of cell-type folds")
+    p.add_argument("--split", default="kfold", choices=("kfold", "reference"),
+                   help="seeded K folds, or the reference implementation's fixed split")
     p.add_argument("--init", help="stage 2: the stage-1 run folder (or its best.pt)")
     p.add_argument("--paradigm", default="tune", choices=PARADIGMS, help="stage 2: tune or freeze the trunk")
     p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True,
                    help="stage 2: feed the mean accessibility of the training cell types")
-    p.add_argument("--head", default="simple", choices=HEADS)
-    p.add_argument("--lr", type=float, default=None, help="default 2e-3 (stage 1) / 1e-3 (stage 2)")
-    p.add_argument("--batch-size", type=int, default=None, help="default 128 (stage 1) / 256 (stage 2)")
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--batches-per-epoch", type=int, default=50)
-    p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; demo 0.25)")
-    p.add_argument("--test-chroms", default="", help="comma-separated chromosomes held out of all training")
-    p.add_argument("--eval-every", type=int, default=1, help="evaluate every k-th bin")
-    p.add_argument("--workers", type=int, default=1, help="Ray Train workers (DDP); 0 runs in this process")
-    p.add_argument("--cpus-per-worker", type=float, default=1)
+    p.add_argument("--head", default="simple", choices=HEAD_NAMES, help="stage-2 head")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3 stage 1, 1e-3 stage 2)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: 128 stage 1, 256 stage 2)")
+    p.add_argument("--epochs", type=int, default=4, help="epochs")
+    p.add_argument("--batches-per-epoch", type=int, default=50, help="batches per epoch")
+    p.add_argument("--width", type=float, default=None,
+                   help="channel multiplier (default: 1.0, 0.25 on the demo data set)")
+    p.add_argument("--test-chroms", default="", metavar="LIST",
+                   help="comma-separated chromosomes held out of all training and used for the test")
+    p.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K-th bin")
+    p.add_argument("--workers", type=int, default=1, help="Ray Train workers (DDP); 0 trains in this process")
+    p.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs (and torch threads) per worker")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU only)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds, bin split and training")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    p.add_argument("--address", help="Ray cluster address (default: a private local Ray)")
+    p.add_argument("--address", help="Ray cluster address (default: a private local Ray on 127.0.0.1)")
     p.add_argument("--out", required=True, help="run folder")
     return p
 
 
 def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
-    if args.arch not in ARCHITECTURES:
-        raise UserError(f"--arch {args.arch!r}: unknown architecture; valid names: {', '.join(ARCHITECTURES)}")
+    if args.arch not in ARCH_NAMES:
+        raise UserError(f"--arch {args.arch!r}: unknown architecture; valid names: {', '.join(ARCH_NAMES)}")
     stage1 = args.stage == 1
     return TrainConfig(
         data=data, arch=args.arch, stage=args.stage, fold=args.fold, folds=args.folds, split=args.split,
@@ -69,10 +78,11 @@ def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.gpu and not torch.cuda.is_available() and not args.address:
-        raise UserError("--gpu: no CUDA GPU is visible on this machine")
     if args.bf16 and not args.gpu:
         raise UserError("--bf16: needs --gpu (float32 is used on CPU)")
+    import torch
+    if args.gpu and not torch.cuda.is_available() and not args.address:
+        raise UserError("--gpu: no CUDA GPU is visible on this machine")
     if args.data:
         data = args.data
     else:
