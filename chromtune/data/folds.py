@@ -1,9 +1,11 @@
 """Cross-validation folds over cell types, and leak-free splits of bins.
 
 Cell types: :func:`make_folds` deals a seeded permutation of the T cell types into K disjoint test
-groups; each fold's validation group is taken from the next fold's test group, so validation
-groups are disjoint too, and every other cell type trains. :func:`reference_split` is the
-reference implementation's fixed split (validation 1, 11, ..., 91; test 15, 25, ..., 105).
+groups whose sizes differ by at most one, so every cell type is tested exactly once over the K
+folds; each fold's validation group is taken from the next fold's test group, so validation
+groups are disjoint from the fold's test group and from each other, and every other cell type
+trains. :func:`reference_split` is the reference implementation's fixed split (validation 1, 11,
+..., 91; test 15, 25, ..., 105). :func:`roles_table` lists every cell type's role in every fold.
 
 Bins: neighbouring bins share ``context - stride`` bases of sequence, so held-out bins are
 contiguous blocks, and training bins whose windows overlap a held-out block are dropped (a guard
@@ -42,21 +44,40 @@ class Fold:
         return asdict(self)
 
 
-def make_folds(n_cell_types: int, n_folds: int = 5, seed: int = 0, n_valid: int | None = None,
-               n_test: int | None = None) -> list[Fold]:
-    """K folds with disjoint test groups; sizes default to T // K test and half of that validation."""
+def default_n_valid(n_cell_types: int, n_folds: int) -> int:
+    """Validation cell types per fold by default: half the smallest test group, at least one."""
+    return max(1, math.ceil(n_cell_types // n_folds / 2))
+
+
+def folds_fit(n_cell_types: int, n_folds: int, n_valid: int | None = None) -> bool:
+    """Whether K folds fit: every test group non-empty, validation no larger than the smallest test
+    group (it is taken from one), and at least two training cell types in every fold."""
+    if n_folds < 2 or n_folds > n_cell_types:
+        return False
+    n_valid = default_n_valid(n_cell_types, n_folds) if n_valid is None else n_valid
+    largest = math.ceil(n_cell_types / n_folds)
+    return 1 <= n_valid <= n_cell_types // n_folds and n_cell_types - largest - n_valid >= 2
+
+
+def make_folds(n_cell_types: int, n_folds: int = 5, seed: int = 0, n_valid: int | None = None) -> list[Fold]:
+    """K folds dealing every cell type into exactly one test group (sizes differ by at most one).
+
+    Fold k validates on the first ``n_valid`` cell types of fold k+1's test group (default: half of
+    the smallest test group), so validation never overlaps the fold's own test group, and trains on
+    the rest. A K that cannot work is refused, naming the largest K that can.
+    """
     if n_folds < 2:
         raise UserError(f"--folds {n_folds}: at least 2 folds are needed")
-    n_test = n_cell_types // n_folds if n_test is None else n_test
-    n_valid = max(1, math.ceil(n_test / 2)) if n_valid is None else n_valid
-    if n_test < 1 or n_valid < 1 or n_valid > n_test or n_test * n_folds > n_cell_types \
-            or n_cell_types - n_test - n_valid < 2:
-        raise UserError(
-            f"--folds {n_folds} with {n_test} test and {n_valid} validation cell types per fold needs "
-            f"at least {max(n_folds, 1) * max(n_test, 1) + 2} cell types with validation <= test; the data set has {n_cell_types}"
-        )
+    if not folds_fit(n_cell_types, n_folds, n_valid):
+        work = [k for k in range(2, n_cell_types + 1) if folds_fit(n_cell_types, k, n_valid)]
+        what = f"--folds {n_folds}" + (f" with {n_valid} validation cell types per fold" if n_valid else "")
+        fix = ("no number of folds works" if not work else f"the largest that works is --folds {work[-1]}"
+               if n_folds > work[-1] else f"--folds {work[0]} to {work[-1]} work")
+        raise UserError(f"{what}: {n_cell_types} cell types do not fit (each fold needs >= 1 test, >= 1 validation "
+                        f"(at most the smallest test group) and >= 2 training cell types); {fix}")
     order = np.random.default_rng(seed).permutation(n_cell_types)
-    groups = [order[k * n_test:(k + 1) * n_test] for k in range(n_folds)]
+    groups = np.array_split(order, n_folds)
+    n_valid = default_n_valid(n_cell_types, n_folds) if n_valid is None else n_valid
     folds = []
     for k in range(n_folds):
         test = sorted(int(c) for c in groups[k])
@@ -77,18 +98,24 @@ def reference_split(n_cell_types: int) -> Fold:
     return Fold(0, train, REFERENCE_VALID, REFERENCE_TEST)
 
 
-def select_fold(n_cell_types: int, fold: int, n_folds: int, seed: int = 0, split: str = "kfold",
-                n_valid: int | None = None, n_test: int | None = None) -> Fold:
-    """The fold the flags ask for, with one-line errors for out-of-range values."""
+def plan_folds(n_cell_types: int, n_folds: int, seed: int = 0, split: str = "kfold",
+               n_valid: int | None = None) -> list[Fold]:
+    """Every fold the flags ask for: K seeded folds, or the reference split's one fold."""
     if split == "reference":
-        if fold != 0:
-            raise UserError(f"--fold {fold}: the reference split has only fold 0")
-        return reference_split(n_cell_types)
+        return [reference_split(n_cell_types)]
     if split != "kfold":
         raise UserError(f"--split {split!r}: choose 'kfold' or 'reference'")
-    if not 0 <= fold < n_folds:
+    return make_folds(n_cell_types, n_folds, seed, n_valid)
+
+
+def select_fold(n_cell_types: int, fold: int, n_folds: int, seed: int = 0, split: str = "kfold",
+                n_valid: int | None = None) -> Fold:
+    """The fold the flags ask for, with one-line errors for out-of-range values."""
+    if split == "reference" and fold != 0:
+        raise UserError(f"--fold {fold}: the reference split has only fold 0")
+    if split == "kfold" and not 0 <= fold < n_folds:
         raise UserError(f"--fold {fold}: out of range for --folds {n_folds} (0..{n_folds - 1})")
-    return make_folds(n_cell_types, n_folds, seed, n_valid, n_test)[fold]
+    return plan_folds(n_cell_types, n_folds, seed, split, n_valid)[fold]
 
 
 @dataclass(frozen=True)
@@ -159,4 +186,21 @@ def split_table(fold: Fold, cell_types: list[str]) -> str:
     rows = ["cell_type\tindex\tgroup"]
     for group in ("train", "valid", "test"):
         rows += [f"{cell_types[c]}\t{c}\t{group}" for c in getattr(fold, group)]
+    return "\n".join(rows) + "\n"
+
+
+def fold_roles(folds: list[Fold], cell_types: list[str]) -> dict[str, list[str]]:
+    """Cell type -> its role (train / valid / test) in each fold, in fold order."""
+    role = {}
+    for fold in folds:
+        for group in ("train", "valid", "test"):
+            for c in getattr(fold, group):
+                role[(fold.index, c)] = group
+    return {name: [role[(f.index, c)] for f in folds] for c, name in enumerate(cell_types)}
+
+
+def roles_table(folds: list[Fold], cell_types: list[str]) -> str:
+    """Every cell type's role in every fold as TSV text (cell_type, index, fold 0, ..., fold K-1)."""
+    rows = ["cell_type\tindex\t" + "\t".join(f"fold {f.index}" for f in folds)]
+    rows += [f"{name}\t{c}\t" + "\t".join(roles) for c, (name, roles) in enumerate(fold_roles(folds, cell_types).items())]
     return "\n".join(rows) + "\n"

@@ -20,7 +20,6 @@ class TrainConfig:
     folds: int = 5
     split: str = "kfold"
     n_valid: int | None = None
-    n_test: int | None = None
     seed: int = 0
     lr: float = 2e-3
     batch_size: int = 128

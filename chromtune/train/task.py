@@ -47,7 +47,7 @@ class FoldTask:
     @classmethod
     def from_config(cls, cfg: TrainConfig, dataset: Dataset | None = None) -> "FoldTask":
         dataset = dataset or load_dataset(cfg.data)
-        fold = select_fold(dataset.n_cell_types, cfg.fold, cfg.folds, cfg.seed, cfg.split, cfg.n_valid, cfg.n_test)
+        fold = select_fold(dataset.n_cell_types, cfg.fold, cfg.folds, cfg.seed, cfg.split, cfg.n_valid)
         bins = split_bins(dataset, seed=cfg.seed, valid_fraction=cfg.valid_fraction,
                           test_chroms=cfg.test_chroms or None, eval_every=cfg.eval_every)
         return cls(dataset, fold, bins, mean_accessibility(dataset.labels, fold.train))
