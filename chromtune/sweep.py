@@ -45,7 +45,7 @@ from chromtune.search_space import SearchSpace, load_search_space
 from chromtune.storage import Storage, fetch
 from chromtune.train.config import PARADIGMS, TrainConfig
 
-SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+SPACES = Path(__file__).resolve().parent / "search_spaces"
 RESULT_NAMES = ("model", "mean_baseline", "weighted_mean_baseline")
 
 
