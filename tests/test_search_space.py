@@ -4,7 +4,7 @@ import yaml
 
 from chromtune.errors import UserError
 from chromtune.search_space import grid_points, load_search_space
-from chromtune.sweep import SPACES
+from chromtune.sweep.plan import SPACES
 
 
 def write(tmp_path, text):

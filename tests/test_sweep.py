@@ -20,7 +20,8 @@ from mlflow.tracking import MlflowClient
 from chromtune.data import demo
 from chromtune.errors import run_cli
 from chromtune.storage import Storage
-from chromtune.sweep import main as sweep_main, tune_state_saved
+from chromtune.sweep.__main__ import main as sweep_main
+from chromtune.sweep.stage import tune_state_saved
 
 SMOKE = ["--arch", "basset", "--folds", "2", "--smoke-test"]
 EXPERIMENT = f"chromtune-{Path(demo.cache_file(0)).stem}"  # the sweep's default: chromtune-<data set name>

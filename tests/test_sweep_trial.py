@@ -10,7 +10,7 @@ from ray import tune
 from chromtune.data.demo import demo_path
 from chromtune.ray_runtime import start_ray
 from chromtune.storage import Storage
-from chromtune.sweep import _checkpoint_location, _has_checkpoint, sweep_trial
+from chromtune.sweep.stage import _checkpoint_location, _has_checkpoint, sweep_trial
 from chromtune.train.loop import STATE_FILE
 from chromtune.train.runner import latest_checkpoint
 

@@ -1,0 +1,105 @@
+"""The sweep's plan: every flag and file validated, and what follows from them, before Ray or MLflow start."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from chromtune.errors import UserError
+from chromtune.models import ARCHITECTURES
+from chromtune.search_space import SearchSpace, load_search_space
+from chromtune.storage import Storage
+
+SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+@dataclass
+class SweepPlan:
+    """Everything the sweep decided before the first trial."""
+
+    args: argparse.Namespace
+    data: str
+    base: dict
+    spaces: dict[int, SearchSpace]
+    key: str
+    storage: Storage
+    local: Path
+    tracking_uri: str
+    experiment: str
+    cell_types: list[str]
+
+
+def plan_sweep(args: argparse.Namespace) -> SweepPlan:
+    """Validate every flag and file before Ray or MLflow start."""
+    from chromtune.data.folds import make_folds
+    from chromtune.train.task import load_dataset
+
+    if args.arch not in ARCHITECTURES:
+        raise UserError(f"--arch {args.arch!r}: unknown architecture; valid names: {', '.join(ARCHITECTURES)}")
+    for flag, value in (("--workers-per-trial", args.workers_per_trial), ("--max-concurrent-trials", args.max_concurrent_trials),
+                        ("--concurrent-folds", args.concurrent_folds)):
+        if value < 0:
+            raise UserError(f"{flag} {value}: must be 0 or more")
+    if args.gpus_per_worker and not args.workers_per_trial and args.gpus_per_worker > 1:
+        raise UserError("--gpus-per-worker: more than 1 GPU needs --workers-per-trial (one GPU per DDP worker)")
+    if args.data:
+        data = str(Path(args.data).resolve())
+    else:
+        from chromtune.data.demo import demo_path
+        data = str(demo_path())
+    dataset = load_dataset(data)
+    make_folds(dataset.n_cell_types, args.folds, args.seed)
+    spaces = {1: load_search_space(args.stage1_space), 2: load_search_space(args.stage2_space)}
+    if args.smoke_test:
+        spaces = {stage: space.shrunk() for stage, space in spaces.items()}
+    width = args.width or (1.0 if args.data else 0.25)
+    mean_tag = "mean" if args.with_mean else "nomean"
+    key = f"{Path(data).stem}-{args.arch}-{args.paradigm}-{mean_tag}-k{args.folds}-s{args.seed}" + \
+          ("-smoke" if args.smoke_test else "")
+    storage = Storage(args.storage).child(key)
+    local = Path(storage.root) if not storage.is_uri else Path(tempfile.gettempdir()) / "chromtune-sweeps" / key
+    base = dict(data=data, arch=args.arch, folds=args.folds, seed=args.seed, width=width, paradigm=args.paradigm,
+                with_mean=args.with_mean, threads=max(1, int(args.cpus_per_worker)))
+    return SweepPlan(args, data, base, spaces, key, storage, local, args.tracking_uri or "sqlite:///mlflow.db",
+                     args.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types)
+
+
+def _trial_slots(plan: SweepPlan) -> float:
+    """Trials at once: ``--max-concurrent-trials``, else as many as the cluster (and what its
+    autoscaler may add) fits; inf when unbounded."""
+    from chromtune.ray_runtime import cluster_capacity
+
+    args = plan.args
+    if args.max_concurrent_trials:
+        return args.max_concurrent_trials
+    workers = max(args.workers_per_trial, 1)
+    need = {"CPU": args.cpus_per_worker * workers, "GPU": args.gpus_per_worker * workers}
+    capacity = cluster_capacity()
+    return max(1, min(capacity.get(name, 0) // amount for name, amount in need.items() if amount > 0))
+
+
+def concurrency(plan: SweepPlan, trials: int) -> int:
+    """Trials at once in one (fold, stage): the slots, never more than the stage has."""
+    return int(min(_trial_slots(plan), trials))
+
+
+def concurrent_folds(plan: SweepPlan) -> int:
+    """Folds run at once: ``--concurrent-folds``, else as many as leave every one of them room for
+    a whole stage's trials (so a fold never waits behind another's stage)."""
+    args = plan.args
+    if args.concurrent_folds:
+        return min(args.concurrent_folds, args.folds)
+    per_fold = max(space.num_samples for space in plan.spaces.values())
+    return int(max(1, min(args.folds, _trial_slots(plan) // per_fold)))
+
+
+def check_storage(plan: SweepPlan) -> None:
+    """A new sweep needs an empty place; ``--resume`` needs a sweep to continue."""
+    exists = not plan.storage.is_empty()
+    if exists and not plan.args.resume:
+        raise UserError(f"--storage: {plan.storage.uri} holds this sweep already; pass --resume to continue it, "
+                        f"or choose another --storage or --seed")
+    if plan.args.resume and not exists:
+        raise UserError(f"--resume: nothing to resume at {plan.storage.uri}")

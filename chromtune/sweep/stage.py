@@ -1,0 +1,132 @@
+"""One (fold, stage) of a sweep: a Ray Tune experiment searched by Optuna, its trials logged to MLflow,
+and the selected trial's checkpoint copied beside it."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.fs as pafs
+import torch
+
+from chromtune.storage import Storage
+from chromtune.sweep.plan import SweepPlan, concurrency
+from chromtune.train.config import TrainConfig
+from chromtune.train.sessions import TuneSession
+
+
+def sweep_trial(config: dict) -> None:
+    """A Tune function trainable: one TrainConfig, trained in this process or by a TorchTrainer."""
+    from ray import tune
+
+    from chromtune.train.loop import run_loop
+    from chromtune.train.runner import latest_checkpoint, make_trainer
+
+    cfg = TrainConfig.from_dict(config)
+    workers = config["runtime_workers"]
+    if workers == 0:
+        run_loop(cfg, TuneSession(torch.device("cuda") if config["runtime_gpus"] else torch.device("cpu")))
+        return
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    # Train's checkpoints stay in Train's storage (TuneReportCallback forwards their path as the
+    # metric ``checkpoint_path``), so a restarted trial resumes from its Train run's latest one.
+    name = f"train-{tune.get_context().get_trial_id()}"
+    resume = latest_checkpoint(Storage(config["runtime_storage"]), name)
+    trainer = make_trainer(cfg, config["runtime_storage"], workers, bool(config["runtime_gpus"]),
+                           config["runtime_cpus"], max_failures=config["runtime_max_failures"], resume=resume,
+                           name=name, callbacks=[TuneReportCallback()])
+    trainer.fit()
+
+
+def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, init: str | None) -> dict:
+    """One (fold, stage) Tune experiment; returns the selected trial (config, metric, and its checkpoint
+    folder's name in the sweep's storage)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from chromtune.tracking import TrialLogger
+
+    args, space = plan.args, plan.spaces[stage]
+    name = f"fold{fold}-stage{stage}"
+    done = plan.storage.read_text(f"{name}.json")
+    if done is not None:
+        return json.loads(done)
+    label = f"fold {fold} stage {stage}"
+    tags = {"chromtune.level": "stage", "arch": args.arch, "fold": fold, "stage": stage,
+            "paradigm": args.paradigm, "mean": args.with_mean}
+    stage_run = tracker.hierarchy_run(f"{plan.key}/{name}", label, parent_run, tags,
+                                      {"sampler": space.sampler, "num_samples": space.num_samples, **space.fixed})
+    param_space = {**plan.base, **space.fixed, "stage": stage, "fold": fold, "init": init,
+                   "runtime_workers": args.workers_per_trial, "runtime_gpus": args.gpus_per_worker,
+                   "runtime_cpus": args.cpus_per_worker, "runtime_max_failures": 2,
+                   "runtime_storage": plan.storage.uri_of()}
+    # A trial that drives a TorchTrainer only waits on it; its workers request the real resources.
+    resources = ({"CPU": args.cpus_per_worker, "GPU": args.gpus_per_worker} if args.workers_per_trial == 0
+                 else {"CPU": 0.01})
+    trainable = tune.with_resources(sweep_trial, resources)
+    logger = TrialLogger(plan.tracking_uri, plan.experiment, plan.key, stage_run,
+                         {k: v for k, v in tags.items() if k != "chromtune.level"}, list(space.params), label,
+                         space.num_samples)
+    path = plan.storage.uri_of(name)
+    if tune_state_saved(plan.storage, name):
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
+                                   param_space=param_space)
+    else:
+        if plan.storage.exists(name):  # begun by a driver that died before Tune saved any state
+            plan.storage.fs.delete_dir(plan.storage.path(name))
+        scheduler = (ASHAScheduler(time_attr="epoch", max_t=param_space.get("epochs", 4), **space.asha)
+                     if space.asha else None)
+        searcher = OptunaSearch(space.distributions(), metric="valid_auprc", mode="max",
+                                sampler=space.optuna_sampler(args.seed + 100 * fold + stage))
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
+                                        max_concurrent_trials=concurrency(plan, space.num_samples), reuse_actors=False),
+            run_config=tune.RunConfig(name=name, storage_path=plan.storage.uri_of(), verbose=0, callbacks=[logger],
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                      failure_config=tune.FailureConfig(max_failures=2)),
+        )
+    results = tuner.fit()
+    recorded = logger.record_unlogged(results)
+    if recorded:
+        print(f"[{label}] {recorded} finished trial(s) had no FINISHED MLflow run; recorded from Tune's results",
+              flush=True)
+    finished = [r for r in results if r.error is None and _has_checkpoint(r)]
+    if not finished:
+        raise RuntimeError(f"{label}: every trial failed; see {path}")
+    best = max(finished, key=lambda r: r.metrics.get("best_valid_auprc", float("-inf")))
+    selected = f"{name}-selected"
+    source_fs, source = _checkpoint_location(best, plan.storage)
+    plan.storage.fs.create_dir(plan.storage.path(selected), recursive=True)
+    pafs.copy_files(source, plan.storage.path(selected), source_filesystem=source_fs,
+                    destination_filesystem=plan.storage.fs)
+    choice = {"config": {k: v for k, v in best.config.items() if not k.startswith("runtime_")},
+              "params": {k: best.config[k] for k in space.params}, "best_valid_auprc": best.metrics["best_valid_auprc"],
+              "checkpoint": selected, "trials": len(results)}
+    tracker.log_metrics(stage_run, {"best_valid_auprc": choice["best_valid_auprc"]})
+    tracker.set_tags(stage_run, {f"selected.{k}": v for k, v in choice["params"].items()})
+    tracker.finish(stage_run)
+    print(f"[{label}] selected {choice['params']} valid_auprc={choice['best_valid_auprc']:.4f}", flush=True)
+    plan.storage.write_text(f"{name}.json", json.dumps(choice, indent=1))
+    return choice
+
+
+def tune_state_saved(storage: Storage, name: str) -> bool:
+    """Tune saved experiment ``name``'s state, so it can resume it. ``Tuner.can_restore`` asks only for
+    tuner.pkl, which a driver killed as the experiment began leaves alone; restoring that resumes
+    nothing and runs a partial search."""
+    found = storage.fs.get_file_info(pafs.FileSelector(storage.path(name), allow_not_found=True))
+    return any(info.base_name.startswith("experiment_state-") for info in found)
+
+
+def _has_checkpoint(result) -> bool:
+    return result.checkpoint is not None or bool((result.metrics or {}).get("checkpoint_path"))
+
+
+def _checkpoint_location(result, storage: Storage):
+    """A trial's last epoch checkpoint as (filesystem, path): Tune's own (in-process trials) or
+    Train's, whose path TuneReportCallback forwards in the storage's filesystem (TorchTrainer trials)."""
+    if result.checkpoint is not None:
+        return result.checkpoint.filesystem, result.checkpoint.path
+    return storage.fs, result.metrics["checkpoint_path"]
