@@ -8,6 +8,9 @@ Stage2Model.forward(x, expr, mean)     x (N, 4, L), expr (N, G) float,
 
 Both expose ``.trunk`` (a ``Trunk``) and ``.head``, and a ``.config`` dict of plain values such
 that ``build_model(**model.config)`` rebuilds the same architecture.
+
+``SplitHead(model)`` (chromtune.models.split) scores a stage-2 model's (bin, cell type) pairs with
+the trunk once per bin and the head's first layer split into per-bin and per-cell-type parts.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import Any
 from torch import Tensor, nn
 
 from .heads import ComplexHead, MultiTaskHead, SimpleHead
+from .split import SplitHead
 from .trunks import ARCHITECTURES, Trunk, check_arch
 
-__all__ = ["ARCHITECTURES", "HEADS", "Stage1Model", "Stage2Model", "Trunk", "build_model",
+__all__ = ["ARCHITECTURES", "HEADS", "SplitHead", "Stage1Model", "Stage2Model", "Trunk", "build_model",
            "count_parameters"]
 
 HEADS: tuple[str, ...] = ("simple", "complex")
