@@ -19,18 +19,10 @@ is a cell type to predict. Genes are matched by name; extra genes are ignored; a
 an error unless ``--fill-missing`` fills it (``median``: the training cell types' median,
 ``zero``: 0 TPM). The data set's transform is applied (``as-imported``: values used as given).
 
-**Fast path** (n bins, C cell types, F trunk features, G genes, H hidden units)::
-
-    feat = trunk(one_hot(windows))                (n, F)      once per bin
-    a    = feat W_feat^T  (+ mean w_mean^T)       (n, H)      once per bin
-    c    = expr W_expr^T + b                      (C, H)      once per cell type
-    h1   = BN(a[:, None] + c[None])               (n, C, H)   then the rest of the head per pair
-
-The stage-2 head's first Linear acts on concat[feat, expr, mean], so its product splits into a
-per-bin and a per-cell-type part; in eval mode BatchNorm is a fixed affine map per unit, so the
-split changes nothing but float rounding. The complex head splits its ``joint`` block the same
-way, and the first Linear of its ``mix`` block into h1's columns (per pair) and the stage-1
-logits / mean columns (per bin). An extra cell type costs the rest of the head, not the trunk.
+**Fast path**: scores go through :class:`chromtune.models.SplitHead` (shape contracts there): the
+trunk runs once per bin, the stage-2 head's first layer is split into a per-bin and a per-cell-type
+product, and only the rest of the head runs per (bin, cell type) pair, so an extra cell type costs
+the rest of the head, not the trunk. Training's validation and test evaluation score the same way.
 
 **Output** (``--out``, HDF5, written atomically; rows sorted by chromosome, then start)::
 
@@ -69,14 +61,12 @@ from typing import Sequence
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from tqdm import tqdm
 
 from chromtune import __version__
 from chromtune.atomic import atomic_path
 from chromtune.data.dataset import Dataset, open_dataset
-from chromtune.data.encoding import one_hot
 from chromtune.data.prepare import TRANSFORMS, covered_before, merge_intervals
 from chromtune.io.expression import read_expression
 from chromtune.io.fasta import canonical_name
@@ -85,15 +75,16 @@ from chromtune.io.peaks import read_peaks
 from chromtune.errors import UserError, run_cli
 from chromtune.models import Stage2Model
 from chromtune.models.checkpoint import load_model
-from chromtune.models.heads import ComplexHead
+from chromtune.models.split import MAX_PAIRS
 from chromtune.train.baselines import mean_accessibility
+from chromtune.train.evaluate import score_blocks
 
 FORMAT = "chromtune-predictions"
 FORMAT_VERSION = 1
 FILLS = ("median", "zero")
 AS_IMPORTED = "as-imported"
 INSTALL_HINT = "pip install 'chromtune[interpret]'"
-PAIR_ROWS = 1 << 14  # (bin, cell type) pairs per pass through the rest of the head
+PAIR_ROWS = MAX_PAIRS  # (bin, cell type) pairs per pass through the rest of the head
 BLOCK_BINS = 1 << 13  # bins per block written to the outputs
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _SHOWN = 5  # names listed in a message before "..."
@@ -241,61 +232,6 @@ def align_expression(path, genes: list[str], transform: str, fill: str | None = 
 
 
 # -- the fast path -----------------------------------------------------------------------------
-class _SimpleSplit:
-    """SimpleHead with its first Linear split into per-bin and per-cell-type products."""
-
-    def __init__(self, head: nn.Module):
-        first, columns = head.mlp[0][0], head.input_slices
-        self.w_feat = first.weight[:, columns["feat"]].contiguous()
-        self.w_expr = first.weight[:, columns["expr"]].contiguous()
-        self.w_mean = first.weight[:, columns["mean"]].contiguous() if "mean" in columns else None
-        self.bias = first.bias
-        self.rest = nn.Sequential(*head.mlp[0][1:], *head.mlp[1:])  # BN, ReLU, Dropout, block 2, output
-
-    def per_cell(self, expr: Tensor) -> Tensor:
-        return F.linear(expr, self.w_expr, self.bias)
-
-    def per_bin(self, feat: Tensor, mean: Tensor | None) -> tuple[Tensor, ...]:
-        a = F.linear(feat, self.w_feat)
-        return (a if mean is None else a + F.linear(mean.view(-1, 1), self.w_mean),)
-
-    def pairs(self, per_bin: tuple[Tensor, ...], per_cell: Tensor) -> Tensor:
-        (a,) = per_bin
-        n, c = len(a), len(per_cell)
-        return self.rest((a[:, None, :] + per_cell[None]).view(n * c, -1)).view(n, c)
-
-
-class _ComplexSplit:
-    """ComplexHead with its `joint` Linear and its first `mix` Linear split the same way."""
-
-    def __init__(self, head: ComplexHead, n_features: int):
-        joint, mix = head.joint[0], head.mix[0][0]
-        self.w_feat = joint.weight[:, :n_features].contiguous()
-        self.w_expr = joint.weight[:, n_features:].contiguous()
-        self.bias = joint.bias
-        self.joint_rest = head.joint[1:]
-        self.w_mix_pair = mix.weight[:, :joint.out_features].contiguous()
-        self.w_mix_bin = mix.weight[:, joint.out_features:].contiguous()
-        self.b_mix = mix.bias
-        self.mix_rest = nn.Sequential(*head.mix[0][1:], head.mix[1])
-        self.stage1 = head.stage1
-
-    def per_cell(self, expr: Tensor) -> Tensor:
-        return F.linear(expr, self.w_expr, self.bias)
-
-    def per_bin(self, feat: Tensor, mean: Tensor | None) -> tuple[Tensor, ...]:
-        s = self.stage1(feat)
-        parts = [s, torch.sigmoid(s).mean(1, keepdim=True)] + ([] if mean is None else [mean.view(-1, 1)])
-        return F.linear(feat, self.w_feat), F.linear(torch.cat(parts, dim=1), self.w_mix_bin, self.b_mix)
-
-    def pairs(self, per_bin: tuple[Tensor, ...], per_cell: Tensor) -> Tensor:
-        a, mix_bin = per_bin
-        n, c = len(a), len(per_cell)
-        h = self.joint_rest((a[:, None, :] + per_cell[None]).view(n * c, -1))
-        z = F.linear(h, self.w_mix_pair).view(n, c, -1) + mix_bin[:, None, :]
-        return self.mix_rest(z.view(n * c, -1)).view(n, c)
-
-
 @torch.inference_mode()
 def predict_accessibility(model, dataset: Dataset, expression: np.ndarray, bins: np.ndarray,
                           mean: np.ndarray | None, batch_size: int = 512, device="cpu") -> np.ndarray:
@@ -325,19 +261,12 @@ def predict_accessibility(model, dataset: Dataset, expression: np.ndarray, bins:
         raise ValueError("batch_size must be >= 1")
     device = torch.device(device)
     model = model.to(device).eval()
-    split = (_ComplexSplit(model.head, model.trunk.out_features) if isinstance(model.head, ComplexHead)
-             else _SimpleSplit(model.head))
-    per_cell = split.per_cell(torch.as_tensor(expression, device=device))
-    mean_t = None if mean is None else torch.as_tensor(np.asarray(mean, dtype=np.float32), device=device)
     out = np.empty((len(bins), len(expression)), dtype=np.float32)
-    step = max(1, PAIR_ROWS // len(expression))  # bins per pass through the rest of the head
-    for start in range(0, len(bins), batch_size):
-        chunk = bins[start:start + batch_size]
-        feat = model.trunk(one_hot(dataset.window_codes(chunk), device))
-        per_bin = split.per_bin(feat, None if mean_t is None else mean_t[torch.as_tensor(chunk, device=device)])
-        for lo in range(0, len(chunk), step):
-            logits = split.pairs(tuple(p[lo:lo + step] for p in per_bin), per_cell)
-            out[start + lo:start + lo + len(logits)] = torch.sigmoid(logits).cpu().numpy()
+    done = 0
+    for chunk, logits in score_blocks(model, dataset, bins, expression, mean, device, batch_size,
+                                      max_pairs=PAIR_ROWS):
+        out[done:done + len(chunk)] = torch.sigmoid(logits).cpu().numpy()
+        done += len(chunk)
     return out
 
 

@@ -13,7 +13,21 @@ from typing import Sequence
 
 from chromtune.cli import command_parser
 from chromtune.errors import UserError, run_cli
-from chromtune.train.config import PARADIGMS, TrainConfig
+from chromtune.train.config import PARADIGMS, TEST_MAX_PAIRS, VALID_BINS, VALID_PAIRS, TrainConfig
+
+
+def count_or_all(text: str) -> int:
+    """A sample size: a positive count, or "all" (stored as 0)."""
+    if text == "all":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive count or 'all'")
+    return value
+
 
 ARCH_NAMES = ("basset", "factorized", "resnet")  # chromtune.models.ARCHITECTURES, without importing torch
 HEAD_NAMES = ("simple", "complex")  # chromtune.models.HEADS
@@ -50,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-chroms", default="", metavar="LIST",
                    help="comma-separated chromosomes held out of all training and used for the test")
     p.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K-th bin")
+    p.add_argument("--valid-bins", type=count_or_all, default=VALID_BINS, metavar="N|all",
+                   help=f"stage 1: held-out bins validated each epoch, a fixed seeded sample (default {VALID_BINS:,})")
+    p.add_argument("--valid-pairs", type=count_or_all, default=VALID_PAIRS, metavar="N|all",
+                   help="stage 2: (bin, validation cell type) pairs validated each epoch, a fixed seeded sample "
+                        f"(default {VALID_PAIRS:,})")
+    p.add_argument("--test-every", type=int, default=0, metavar="K",
+                   help="stage 2: score every K-th test bin; 1: all; 0 (default): the smallest K within "
+                        "--test-max-pairs")
+    p.add_argument("--test-max-pairs", type=int, default=TEST_MAX_PAIRS,
+                   help=f"stage 2: most test (bin, cell type) pairs when --test-every is 0 (default {TEST_MAX_PAIRS:,})")
     p.add_argument("--workers", type=int, default=1, help="Ray Train workers (DDP); 0 trains in this process")
     p.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs (and torch threads) per worker")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
@@ -71,7 +95,9 @@ def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
         batch_size=args.batch_size or (128 if stage1 else 256), epochs=args.epochs,
         batches_per_epoch=args.batches_per_epoch, width=args.width or (1.0 if args.data else 0.25),
         paradigm=args.paradigm, with_mean=args.with_mean, head=args.head, init=args.init,
-        test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every, bf16=args.bf16,
+        test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every,
+        valid_bins=args.valid_bins, valid_pairs=args.valid_pairs, test_every=args.test_every,
+        test_max_pairs=args.test_max_pairs, bf16=args.bf16,
         threads=int(args.cpus_per_worker),
     )
 
@@ -98,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {"best_valid_auprc": metrics["best_valid_auprc"]}
     if "test" in metrics:
         summary.update({f"test.{name}.auprc": round(m["auprc"], 4) for name, m in metrics["test"].items()})
+        summary["test_pairs"] = metrics["test_pairs"]["pairs"]
     print(json.dumps(summary))
     return 0
 

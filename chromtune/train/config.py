@@ -7,11 +7,21 @@ from dataclasses import asdict, dataclass, field, fields
 from chromtune.errors import UserError
 
 PARADIGMS = ("tune", "freeze")
+VALID_BINS = 20_000  # stage 1: held-out bins scored each epoch (x every training cell type)
+VALID_PAIRS = 256_000  # stage 2: (bin, validation cell type) pairs each epoch; the reference's 500 x 512
+TEST_MAX_PAIRS = 1_000_000  # test pairs when test_every is 0 (automatic)
 
 
 @dataclass
 class TrainConfig:
-    """One stage of one fold. ``init`` is the stage-1 best checkpoint that stage 2 starts from."""
+    """One stage of one fold. ``init`` is the stage-1 best checkpoint that stage 2 starts from.
+
+    Bounded evaluation (chromtune.train.evaluate): each epoch validates on a fixed sample seeded
+    by (seed, fold, stage), the same in every epoch and trial of a stage — ``valid_bins`` bins of
+    the held-out blocks (stage 1) or about ``valid_pairs`` pairs, sampled bins x every validation
+    cell type (stage 2); 0 means all. The test scores every ``test_every``-th test bin; 0 picks the
+    smallest step that keeps bins x test cell types within ``test_max_pairs``; 1 scores them all.
+    """
 
     data: str
     arch: str = "resnet"
@@ -33,6 +43,10 @@ class TrainConfig:
     test_chroms: list[str] = field(default_factory=list)
     valid_fraction: float = 0.1
     eval_every: int = 1
+    valid_bins: int = VALID_BINS
+    valid_pairs: int = VALID_PAIRS
+    test_every: int = 0
+    test_max_pairs: int = TEST_MAX_PAIRS
     eval_batch_size: int = 512
     bf16: bool = False
     threads: int = 0
@@ -47,6 +61,10 @@ class TrainConfig:
             (self.batches_per_epoch >= 1, f"--batches-per-epoch {self.batches_per_epoch}: must be at least 1"),
             (self.width > 0, f"--width {self.width}: must be positive"),
             (self.eval_every >= 1, f"--eval-every {self.eval_every}: must be at least 1"),
+            (self.valid_bins >= 0, f"--valid-bins {self.valid_bins}: must be a count, or 0 for all"),
+            (self.valid_pairs >= 0, f"--valid-pairs {self.valid_pairs}: must be a count, or 0 for all"),
+            (self.test_every >= 0, f"--test-every {self.test_every}: must be >= 1, or 0 for automatic"),
+            (self.test_max_pairs >= 1, f"--test-max-pairs {self.test_max_pairs}: must be at least 1"),
             (0 < self.valid_fraction < 1, f"--valid-fraction {self.valid_fraction}: must lie in (0, 1)"),
             (self.stage == 1 or self.init, "--init: stage 2 needs the stage-1 run (its folder or best.pt)"),
         ]

@@ -1,19 +1,32 @@
 """Scoring and evaluation, always under ``torch.inference_mode`` (no autograd graphs).
 
+    score_blocks(model, dataset, bins, expression, mean, ...) -> yields (chunk (n,), logits (n, C) tensor)
     stage1_logits(model, dataset, bins, ...)              -> (len(bins), T_train) float32
     pair_logits(model, task, bins, cells, ...)            -> (len(bins), len(cells)) float32
+    validation_sample(task, cfg)                          -> (bins, cells) the stage's fixed sample
     validation_metrics(model, task, cfg, ...)             -> {"valid_auprc", ...}   selection metric
-    test_report(model, task, ...)                         -> {"model", "mean_baseline",
-                                                              "weighted_mean_baseline"}: metrics
-                                                             on the same test pairs, + score arrays
+    test_bins(task, cfg)                                  -> (bins, every) the test bins scored
+    test_evaluation(model, task, cfg, device)             -> {"metrics", "curves", "pairs"}
+    evaluate_checkpoint(config, checkpoint)               -> test_evaluation of a best.pt (a Ray task)
 
-``pair_logits`` runs the trunk once per bin and only the head once per (bin, cell type) pair.
-Validation is sharded over Ray Train workers (contiguous shares of the bins) and gathered.
+Stage-2 scores go through :class:`chromtune.models.SplitHead`: the trunk runs once per bin, the
+head's first layer once per bin and once per cell type, only the rest of the head per pair.
+
+Validation is bounded: a fixed sample seeded by (seed, fold, stage), not by the trial, so every
+epoch and every trial of a stage is compared on the same pairs, and its cost does not grow with the
+genome (sizes in :class:`TrainConfig`; 0 = all). It is sharded over Ray Train workers (contiguous
+shares of the sampled bins) and gathered.
+
+The test evaluation streams: per block of bins, the model's logits and both baselines' scores for
+the test cell types are counted by :class:`StreamingMetrics` in float16, so no score matrix is
+held; labels and baselines are read for the scored bins only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -21,10 +34,17 @@ import torch.distributed as dist
 
 from chromtune.data.encoding import one_hot
 from chromtune.data.sampling import eval_chunks
+from chromtune.models import SplitHead
+from chromtune.models.checkpoint import load_model
+from chromtune.models.split import MAX_PAIRS
+from chromtune.storage import fetch
 from chromtune.train.baselines import mean_baseline, weighted_mean_baseline
 from chromtune.train.config import TrainConfig
-from chromtune.train.metrics import auprc, auroc, evaluate_scores, mean_task_auprc
+from chromtune.train.metrics import (SCORE_DTYPE, StreamingMetrics, auprc, auroc, evaluate_scores,
+                                     mean_task_auprc, thin_curve)
 from chromtune.train.task import FoldTask
+
+RESULT_NAMES = ("model", "mean_baseline", "weighted_mean_baseline")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -51,22 +71,33 @@ def stage1_logits(model, dataset, bins: np.ndarray, device: torch.device, batch_
 
 
 @torch.inference_mode()
+def score_blocks(model, dataset, bins: np.ndarray, expression: np.ndarray, mean: np.ndarray | None,
+                 device: torch.device, batch_size: int = 512, bf16: bool = False,
+                 max_pairs: int = MAX_PAIRS) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """Stage-2 logits of `bins` x the C cell types of `expression` (C, G), `batch_size` bins at a time.
+
+    Yields (chunk, logits): the chunk's bin indices and a (len(chunk), C) float32 tensor on `device`.
+    `mean` is the mean accessibility of every bin of the data set (indexed by bin), or None for a
+    model without the mean feature. The model is put in eval mode (in place).
+    """
+    model = unwrap(model).eval()
+    split = SplitHead(model)
+    per_cell = split.per_cell(torch.as_tensor(np.asarray(expression, dtype=np.float32), device=device))
+    for chunk in eval_chunks(bins, batch_size):
+        mean_chunk = None if mean is None else torch.as_tensor(np.asarray(mean[chunk], np.float32), device=device)
+        with autocast(device, bf16):
+            logits = split.logits(model.trunk(one_hot(dataset.window_codes(chunk), device)), mean_chunk, per_cell,
+                                  max_pairs)
+        yield chunk, logits.float()
+
+
 def pair_logits(model, task: FoldTask, bins: np.ndarray, cells, device: torch.device, batch_size: int = 512,
                 bf16: bool = False) -> np.ndarray:
-    """Stage-2 logits for every (bin, cell type) pair; the trunk runs once per bin."""
-    model = unwrap(model).eval()
+    """(len(bins), len(cells)) float32 stage-2 logits for every (bin, cell type) pair."""
     cells = np.asarray(cells, dtype=np.int64)
-    expr = torch.as_tensor(task.dataset.expression[cells], device=device)
-    mean_access = torch.as_tensor(task.mean_access, device=device)
-    out = []
-    for chunk in eval_chunks(bins, max(1, batch_size // len(cells))):
-        with autocast(device, bf16):
-            feat = model.trunk(one_hot(task.dataset.window_codes(chunk), device))
-            rows = len(chunk) * len(cells)
-            mean = mean_access[torch.as_tensor(chunk, device=device)].repeat_interleave(len(cells)).view(rows, 1)
-            logits = model.head(feat.repeat_interleave(len(cells), dim=0), expr.repeat(len(chunk), 1),
-                                mean if model.config["with_mean"] else None)
-        out.append(logits.float().view(len(chunk), len(cells)).cpu().numpy())
+    mean = task.mean_access if unwrap(model).config["with_mean"] else None
+    out = [logits.cpu().numpy() for _, logits in
+           score_blocks(model, task.dataset, bins, task.dataset.expression[cells], mean, device, batch_size, bf16)]
     return np.concatenate(out) if out else np.zeros((0, len(cells)), np.float32)
 
 
@@ -79,38 +110,95 @@ def _gather_rows(local: np.ndarray, world_size: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def validation_sample(task: FoldTask, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(bins, cells) this stage validates on, sorted bins: the same for every epoch and trial.
+
+    Stage 1: ``cfg.valid_bins`` bins of the held-out blocks x the training cell types (its tasks).
+    Stage 2: ceil(``cfg.valid_pairs`` / n_valid) bins off the test chromosomes x every validation
+    cell type, so the pairs keep their natural class ratio and the trunk runs once per bin.
+    The sample is drawn without replacement from a generator seeded by (seed, fold, stage); a size
+    of 0, or one at least the population, takes every bin.
+    """
+    fold = task.fold
+    if cfg.stage == 1:
+        bins, cells, wanted = task.bins.valid, np.asarray(fold.train), cfg.valid_bins
+    else:
+        cells = np.asarray(fold.valid)
+        bins, wanted = task.bins.fit, math.ceil(cfg.valid_pairs / len(cells))
+    if wanted and wanted < len(bins):
+        rng = np.random.default_rng([cfg.seed, cfg.fold, cfg.stage])
+        bins = np.sort(bins[rng.choice(len(bins), wanted, replace=False)])
+    return np.asarray(bins, dtype=np.int64), cells.astype(np.int64)
+
+
 def validation_metrics(model, task: FoldTask, cfg: TrainConfig, device: torch.device, rank: int = 0,
                        world_size: int = 1) -> dict:
-    """The selection metric: stage 1, mean per-task AUPRC on held-out bin blocks of the training cell
-    types; stage 2, pooled AUPRC on the validation cell types."""
-    fold, labels = task.fold, task.dataset.labels
+    """The selection metric on :func:`validation_sample`: stage 1, mean per-task AUPRC on held-out bins
+    of the training cell types; stage 2, pooled AUPRC on the validation cell types."""
+    bins, cells = validation_sample(task, cfg)
+    share = np.array_split(bins, world_size)[rank]
+    truth = task.dataset.labels[np.ix_(bins, cells)]
     if cfg.stage == 1:
-        bins = task.bins.valid
-        share = np.array_split(bins, world_size)[rank]
         scores = _gather_rows(stage1_logits(model, task.dataset, share, device, cfg.eval_batch_size, cfg.bf16),
                               world_size)
-        truth = labels[np.ix_(bins, fold.train)]
         return {"valid_auprc": mean_task_auprc(truth, scores), "valid_pooled_auprc": auprc(truth, scores),
                 "valid_pooled_auroc": auroc(truth, scores)}
-    bins = task.bins.fit
-    share = np.array_split(bins, world_size)[rank]
-    scores = _gather_rows(pair_logits(model, task, share, fold.valid, device, cfg.eval_batch_size, cfg.bf16),
-                          world_size)
-    truth = labels[np.ix_(bins, fold.valid)]
-    return {"valid_auprc": auprc(truth, scores), "valid_auroc": auroc(truth, scores),
-            "valid_auprc_mean_per_cell": float(np.nanmean([auprc(truth[:, j], scores[:, j])
-                                                           for j in range(truth.shape[1])]))}
+    scores = _gather_rows(pair_logits(model, task, share, cells, device, cfg.eval_batch_size, cfg.bf16), world_size)
+    result = evaluate_scores(truth, scores)
+    return {"valid_auprc": result["auprc"], "valid_auroc": result["auroc"],
+            "valid_auprc_mean_per_cell": result["auprc_mean_per_cell"]}
 
 
-def test_report(model, task: FoldTask, device: torch.device, batch_size: int = 512, bf16: bool = False) -> dict:
-    """The fold's test cell types over its test bins: the model and both baselines on the same pairs."""
-    ds, fold, bins = task.dataset, task.fold, task.bins.test
-    truth = ds.labels[np.ix_(bins, fold.test)]
-    train_fraction = task.mean_access[bins]
-    scores = {
-        "model": pair_logits(model, task, bins, fold.test, device, batch_size, bf16),
-        "mean_baseline": mean_baseline(ds.labels, fold.train, fold.test)[bins],
-        "weighted_mean_baseline": weighted_mean_baseline(ds.labels, ds.expression, fold.train, fold.test)[bins],
-    }
-    metrics = {name: evaluate_scores(truth, s, train_fraction) for name, s in scores.items()}
-    return {"metrics": metrics, "labels": truth, "scores": scores}
+def test_bins(task: FoldTask, cfg: TrainConfig) -> tuple[np.ndarray, int]:
+    """(bins, every): every ``every``-th test bin (``cfg.test_every``, or when 0 the smallest step that
+    keeps bins x test cell types within ``cfg.test_max_pairs``)."""
+    bins, n_cells = task.bins.test, len(task.fold.test)
+    every = cfg.test_every or max(1, math.ceil(len(bins) * n_cells / cfg.test_max_pairs))
+    return bins[::every], every
+
+
+@torch.inference_mode()
+def test_evaluation(model, task: FoldTask, cfg: TrainConfig, device: torch.device) -> dict:
+    """The fold's test cell types on :func:`test_bins`: the model and both baselines on the same pairs.
+
+    Returns plain data: ``metrics`` {name: :func:`evaluate_scores`-shaped dict} for the names in
+    RESULT_NAMES, ``curves`` {name: (precision, recall)} pooled and thinned, and ``pairs`` (what
+    was scored: bins, cells, pairs, every, max_pairs, score_dtype).
+    """
+    ds, fold = task.dataset, task.fold
+    bins, every = test_bins(task, cfg)
+    test, train = np.asarray(fold.test), np.asarray(fold.train)
+    streams = {name: StreamingMetrics(len(test)) for name in RESULT_NAMES}
+    mean = task.mean_access if unwrap(model).config["with_mean"] else None
+    for chunk, logits in score_blocks(model, ds, bins, ds.expression[test], mean, device, cfg.eval_batch_size,
+                                      cfg.bf16):
+        rows = ds.labels[chunk]  # (n, all cell types) uint8, this block only
+        fraction = task.mean_access[chunk]
+        scores = {"model": logits.to(torch.float16).cpu().numpy(),
+                  "mean_baseline": mean_baseline(rows, train, test),
+                  "weighted_mean_baseline": weighted_mean_baseline(rows, ds.expression, train, test)}
+        for name, stream in streams.items():
+            stream.add(rows[:, test], scores[name], fraction)
+    curves = {}
+    for name, stream in streams.items():
+        precision, recall = thin_curve(*stream.curve())
+        curves[name] = (precision, recall)
+    return {"metrics": {name: stream.result() for name, stream in streams.items()}, "curves": curves,
+            "pairs": {"bins": int(len(bins)), "cells": int(len(test)), "pairs": int(len(bins) * len(test)),
+                      "every": int(every), "max_pairs": int(cfg.test_max_pairs),
+                      "score_dtype": np.dtype(SCORE_DTYPE).name}}
+
+
+def evaluate_checkpoint(config: dict, checkpoint: str) -> dict:
+    """:func:`test_evaluation` of the model in `checkpoint` (a best.pt file or URI) on ``config``'s fold.
+
+    Plain arguments and result, so it runs as a Ray task wherever the resources are: on a GPU when
+    the task was given one, else on the CPU with ``config["threads"]`` threads.
+    """
+    cfg = TrainConfig.from_dict(config)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.set_flush_denormal(True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, _ = load_model(fetch(checkpoint))
+    return test_evaluation(model.to(device), FoldTask.from_config(cfg), cfg, device)

@@ -2,6 +2,7 @@
 
     OUT/metrics.json   config, fold split, per-epoch validation history, best epoch, and for
                        stage 2 ``test.model`` / ``test.mean_baseline`` / ``test.weighted_mean_baseline``
+                       and ``test_pairs`` (the test bins, cell types and pairs scored, every k-th bin)
     OUT/best.pt        the selected model (chromtune checkpoint; stage 2 starts from a stage-1 one),
                        with what prediction needs beside the weights: ``genes``, ``expression_transform``,
                        ``train_cells``, ``cell_types``, ``data``, ``fold``
@@ -28,10 +29,10 @@ from chromtune.errors import UserError
 from chromtune.models.checkpoint import load_model, save_model
 from chromtune.storage import Storage
 from chromtune.train.config import TrainConfig
-from chromtune.train.evaluate import test_report
+from chromtune.train.evaluate import test_evaluation
 from chromtune.train.loop import (BEST_FILE, STATE_FILE, FolderSession, run_loop, stage1_checkpoint,
                                   train_loop_per_worker)
-from chromtune.train.plots import curve_points, plot_pr_curves
+from chromtune.train.plots import plot_curve_points
 from chromtune.train.task import FoldTask
 
 RUN_NAME = "train"
@@ -61,8 +62,12 @@ def make_trainer(cfg: TrainConfig, storage: str, workers: int = 1, use_gpu: bool
     )
 
 
-def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask | None = None) -> dict:
-    """Copy the best model out, evaluate the test cell types once (stage 2) and write metrics.json."""
+def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask | None = None,
+               test: dict | None = None) -> dict:
+    """Copy the best model out, evaluate the test cell types once (stage 2) and write metrics.json.
+
+    `test` is that evaluation when it already ran elsewhere (:func:`evaluate_checkpoint` as a Ray
+    task); otherwise it runs here, on the CPU."""
     task = task or FoldTask.from_config(cfg)
     state = torch.load(checkpoint_dir / STATE_FILE, map_location="cpu", weights_only=True)
     model, best = load_model(checkpoint_dir / BEST_FILE)
@@ -77,13 +82,13 @@ def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask
                "best_epoch": best["epoch"], "best_valid_auprc": best["valid_auprc"],
                "n_bins": {k: int(len(getattr(task.bins, k))) for k in ("train", "valid", "fit", "test")}}
     if cfg.stage == 2:
-        report = test_report(model, task, torch.device("cpu"), cfg.eval_batch_size)
-        metrics["test"] = report["metrics"]
-        curves = {name: (report["labels"].ravel(), s.ravel()) for name, s in report["scores"].items()}
-        plot_pr_curves(curves, out / "pr_curves.png", title=f"{cfg.arch} fold {cfg.fold}: test cell types")
+        report = test if test is not None else test_evaluation(model, task, cfg, torch.device("cpu"))
+        metrics["test"], metrics["test_pairs"] = report["metrics"], report["pairs"]
+        plot_curve_points({name: (*report["curves"][name], m["auprc"]) for name, m in report["metrics"].items()},
+                          out / "pr_curves.png", title=f"{cfg.arch} fold {cfg.fold}: test cell types")
         points = {}
-        for name, (labels, scores) in curves.items():
-            points[f"{name}_precision"], points[f"{name}_recall"] = curve_points(labels, scores)
+        for name, (precision, recall) in report["curves"].items():
+            points[f"{name}_precision"], points[f"{name}_recall"] = precision, recall
         with atomic_path(out / "pr_curves.npz") as tmp:
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, **points)
