@@ -56,7 +56,8 @@ def test_round_trip_windows_labels_and_order(tmp_path):
     ds, provenance = import_chromdragonn(tmp_path / "dnase", rna)
     assert ds.chromosomes == ["chr2", "chr10", "chrX"]
     assert ds.windows.shape == (12, WINDOW) and ds.genome is None
-    assert (ds.bin_start == -1).all()
+    starts = np.concatenate([np.arange(rows[c]) for c in ds.chromosomes]) + 400  # central 200 bp of each window
+    np.testing.assert_array_equal(ds.bin_start, starts)
     np.testing.assert_array_equal(ds.bin_chrom, [0] * 5 + [1] * 4 + [2] * 3)
     onehot = np.concatenate([truth[c][0] for c in ds.chromosomes])
     labels = np.concatenate([truth[c][1] for c in ds.chromosomes])
@@ -155,3 +156,47 @@ def test_bad_reference_input_is_one_line_exit_2(tmp_path, capsys, case, problem)
     assert len(err) == 1 and err[0].startswith("chromtune: error: ") and problem in err[0], err
     assert out.read_bytes() == b"earlier import"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["dnase", "out.h5"] + (["rna_quants.joblib"] if case != "missing rna" else []))
+
+
+def test_n_rule_on_stored_windows_and_coordinates_from_metadata(tmp_path):
+    truth, _, rna = write_reference(tmp_path / "dnase", n_cells=9, rows={"chr1": 6, "chr2": 3}, seed=4)
+    onehot, labels = truth["chr1"]
+    onehot[1, 400:600] = 0          # core wholly N: dropped
+    onehot[2, 400:501] = 0          # core 101/200 N: dropped
+    onehot[3, 400:500] = 0          # core exactly half N: kept
+    onehot[3, 500:600] = [1, 0, 0, 0]
+    onehot[4, :400] = 0             # N only in the flank: kept
+    onehot[4, 400:600] = [0, 0, 1, 0]
+    content = joblib.load(tmp_path / "dnase/dnase.chr1.packbit.joblib")
+    content["features"] = np.packbits(onehot, axis=-1)
+    content["example_metadata"] = [f"chr1:{1000 * i}-{1000 * i + WINDOW}" for i in range(6)]
+    joblib.dump(content, tmp_path / "dnase/dnase.chr1.packbit.joblib")
+    ds, provenance = import_chromdragonn(tmp_path / "dnase", rna)
+    core = onehot[:, 400:600].sum(axis=2) == 0  # an independent count of N in each core
+    keep = core.sum(axis=1) <= 100
+    assert keep.tolist() == [True, False, False, True, True, True]
+    np.testing.assert_array_equal(ds.labels[:4], labels[keep])
+    np.testing.assert_array_equal(ds.bin_start[:4], 1000 * np.flatnonzero(keep) + 400)
+    assert provenance["bins_dropped_for_n"] == {"chr1": 2, "chr2": 0}
+    assert provenance["coordinates"] == "example_metadata"
+    strict, _ = import_chromdragonn(tmp_path / "dnase", rna, max_n_fraction=0.0)
+    clean = [(w[:, 400:600].sum(axis=2) == 0).sum(axis=1) == 0 for w in (onehot, truth["chr2"][0])]
+    assert strict.n_bins == sum(int(c.sum()) for c in clean)
+
+
+def test_metadata_without_coordinates_leaves_starts_unknown(tmp_path):
+    _, _, rna = write_reference(tmp_path / "dnase", n_cells=5, rows={"chr3": 4}, seed=6)
+    content = joblib.load(tmp_path / "dnase/dnase.chr3.packbit.joblib")
+    content["example_metadata"] = [{"id": i} for i in range(4)]
+    joblib.dump(content, tmp_path / "dnase/dnase.chr3.packbit.joblib")
+    ds, provenance = import_chromdragonn(tmp_path / "dnase", rna)
+    assert (ds.bin_start == -1).all() and provenance["coordinates"] == "unknown"
+
+
+def test_metadata_on_another_chromosome_is_one_line(tmp_path):
+    _, _, rna = write_reference(tmp_path / "dnase", n_cells=5, rows={"chr3": 4}, seed=6)
+    content = joblib.load(tmp_path / "dnase/dnase.chr3.packbit.joblib")
+    content["example_metadata"] = [f"chr4:{i}-{i + WINDOW}" for i in range(4)]
+    joblib.dump(content, tmp_path / "dnase/dnase.chr3.packbit.joblib")
+    with pytest.raises(UserError, match="places a window on chr4"):
+        import_chromdragonn(tmp_path / "dnase", rna)

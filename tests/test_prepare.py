@@ -459,3 +459,65 @@ def test_bad_input_is_one_line_exit_2_and_leaves_output_alone(tmp_path, capsys, 
     assert not fresh.exists()
     assert existing.read_bytes() == b"previous results"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.h5", "in"]  # no temporary left behind
+
+
+# -- the N rule --------------------------------------------------------------------------------
+def n_genome(seed: int = 5) -> dict[str, str]:
+    """chr1 with a whole-N gap, cores at exactly and just past half N, and N only in a flank; chr2 clean."""
+    rng = np.random.default_rng(seed)
+    chr1 = np.array(list("".join(rng.choice(list("ACGT"), CHROMS["chr1"]))))
+    chr1[1000:2200] = "N"        # a gap: bins 1000..2000 are wholly N
+    chr1[3000:3100] = "N"        # bin 3000's core is exactly half N (kept); bin 2950's is 50/200
+    chr1[3600:3701] = "n"        # bin 3600's core is 101/200 N (dropped); lower case counts too
+    chr1[4300:4700] = "N"        # bin 4700's core is clean, its window's left flank is N (kept)
+    return {"chr1": "".join(chr1), "chr2": "".join(rng.choice(list("ACGT"), CHROMS["chr2"]))}
+
+
+def independent_n_rule(sequences: dict[str, str], max_fraction: float = 0.5) -> dict[str, list[int]]:
+    """Per chromosome, the starts of the bins a plain loop keeps (count of N-like letters per core)."""
+    kept = {}
+    for chrom, seq in sequences.items():
+        starts = range(0, len(seq) - 200 + 1, 50)
+        kept[chrom] = [s for s in starts if sum(b not in "ACGTacgt" for b in seq[s:s + 200]) <= max_fraction * 200]
+    return kept
+
+
+def test_n_rule_matches_an_independent_count_and_is_in_inspect(tmp_path, capsys):
+    inputs = make_inputs(tmp_path / "in")
+    sequences = n_genome()
+    write_fasta(inputs["genome"], {**sequences, "chr3": inputs["sequences"]["chr3"]})
+    out = tmp_path / "data.h5"
+    assert prepare(inputs, out) == 0
+    ds = open_dataset(out)
+    expected = independent_n_rule(sequences)
+    got = {c: [s for k, s in bin_keys(ds) if k == c] for c in ("chr1", "chr2")}
+    assert got == expected
+    assert 3000 in got["chr1"] and 3600 not in got["chr1"] and 4700 in got["chr1"]
+    assert not set(range(1000, 2001, 50)) & set(got["chr1"])
+    laid = {c: (len(s) - 200) // 50 + 1 for c, s in sequences.items()}
+    dropped = {c: laid[c] - len(expected[c]) for c in sequences}
+    assert dropped["chr1"] > 20 and dropped["chr2"] == 0
+    summary = inspect_json(out, capsys)
+    assert summary["bins_dropped_for_n"] == dropped
+    assert cli_main(["inspect", str(out)]) == 0
+    assert f"{dropped['chr1']:,} bins dropped as mostly N" in capsys.readouterr().out
+    # a looser rule keeps the half-N core, a stricter one drops it; labels stay those of a plain loop
+    assert prepare(inputs, tmp_path / "strict.h5", "--max-n-fraction", "0.2") == 0
+    strict = {s for c, s in bin_keys(open_dataset(tmp_path / "strict.h5")) if c == "chr1"}
+    assert strict == set(independent_n_rule(sequences, 0.2)["chr1"]) and 3000 not in strict
+    keys, labels = independent_labels(inputs["peaks"], ["chr1", "chr2"])
+    keep = [k in set(bin_keys(ds)) for k in keys]
+    np.testing.assert_array_equal(ds.labels, labels[keep])
+
+
+def test_negatives_are_never_drawn_from_mostly_n_bins(tmp_path):
+    inputs = make_inputs(tmp_path / "in", n_peaks=2)
+    sequences = n_genome()
+    sequences["chr2"] = "N" * 2000 + sequences["chr2"][2000:]
+    write_fasta(inputs["genome"], {**sequences, "chr3": inputs["sequences"]["chr3"]})
+    out = tmp_path / "d.h5"
+    assert prepare(inputs, out, "--positives-only", "--negatives-ratio", "1000") == 0
+    allowed = {(c, s) for c, starts in independent_n_rule(sequences).items() for s in starts}
+    ds = open_dataset(out)
+    assert set(bin_keys(ds)) <= allowed
+    assert len(allowed) == ds.n_bins  # every bin that passes the rule, and only those, was available

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dnase", required=True, metavar="DIR", help="folder of dnase.chr*.packbit.joblib files")
     parser.add_argument("--rna", required=True, metavar="FILE", help="joblib file with 'rna_quants' (cells x genes)")
     parser.add_argument("--assembly", default="unknown", metavar="NAME", help="genome assembly name to record")
+    parser.add_argument("--max-n-fraction", type=float, default=0.5, metavar="F",
+                        help="drop a window when more than this fraction of its central bin (200 bp) is N "
+                             "(assembly gaps)")
     parser.add_argument("--out", required=True, metavar="H5", help="data set file to write")
     return parser
 
@@ -35,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_output_file(args.out, "--out")
     from chromtune.data.dataset import write_dataset
     from chromtune.data.reference import import_chromdragonn
-    dataset, provenance = import_chromdragonn(args.dnase, args.rna, assembly=args.assembly)
+    dataset, provenance = import_chromdragonn(args.dnase, args.rna, assembly=args.assembly,
+                                              max_n_fraction=args.max_n_fraction)
     write_dataset(args.out, dataset, provenance)
     print(f"wrote {args.out}: {dataset.n_bins} windows of {dataset.context} bp on {len(dataset.chromosomes)} "
           f"chromosome(s) x {dataset.n_cell_types} cell types, {dataset.n_genes} genes")

@@ -49,6 +49,7 @@ def summarise(ds: Dataset) -> dict:
         "positive_fraction": float(positives.sum() / max(1, ds.labels.size)),
         "bins_positive_anywhere": int(ds.labels.any(axis=1).sum()),
         "expression_range": [float(ds.expression.min()), float(ds.expression.max())] if ds.expression.size else None,
+        "bins_dropped_for_n": provenance.get("bins_dropped_for_n"),
         "provenance": provenance,
     }
 
@@ -74,6 +75,10 @@ def render(summary: dict) -> str:
     ]
     if per_cell:
         lines.append(f"                fewest {per_cell[0][0]} ({per_cell[0][1]:,}), most {per_cell[-1][0]} ({per_cell[-1][1]:,})")
+    dropped = s["bins_dropped_for_n"]
+    if dropped is not None:
+        lines.append(f"  N rule        {sum(dropped.values()):,} bins dropped as mostly N: "
+                     f"{_listing([f'{c} ({n:,})' for c, n in dropped.items() if n]) or 'none'}")
     lines.append(f"  written by    chromtune {s['chromtune_version']}")
     return "\n".join(lines)
 

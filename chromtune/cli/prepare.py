@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep only bins positive in at least one cell type, plus sampled negatives")
     parser.add_argument("--negatives-ratio", type=float, default=None, metavar="R",
                         help="with --positives-only: R negatives per positive bin (default: 1)")
+    parser.add_argument("--max-n-fraction", type=float, default=0.5, metavar="F",
+                        help="keep a bin only when at most this fraction of its bin-size core is N "
+                             "(assembly gaps)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the negative sampling")
     parser.add_argument("--assembly", default="unknown", metavar="NAME", help="genome assembly name, e.g. hg38")
     parser.add_argument("--out", required=True, metavar="H5", help="data set file to write")
@@ -70,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         positives_only=args.positives_only,
         negatives_ratio=1.0 if args.negatives_ratio is None else args.negatives_ratio,
         seed=args.seed, transform=args.transform, assembly=args.assembly,
+        max_n_fraction=args.max_n_fraction,
     )
     dataset, provenance = prepare_dataset(args.genome, args.samples, args.expression, args.tfs, options)
     write_dataset(out, dataset, provenance)

@@ -4,6 +4,10 @@ Shapes (per chromosome of length ``L``, ``T`` cell types, ``G`` genes):
 
 - bins: starts ``0, stride, 2*stride, ...`` with ``start + bin_size <= L``; ``n = (L - bin_size) //
   stride + 1`` bins (none when ``L < bin_size``)
+- the N rule: a bin is kept only when at most ``max_n_fraction`` (default 0.5) of its core (the
+  ``bin_size`` bp of the bin itself; the flanks of its context window do not count) is N; dropped
+  bins are never kept, neither as positives nor as sampled negatives, and their number per
+  chromosome is in the provenance (``bins_dropped_for_n``)
 - labels: ``(n_bins, T)`` uint8; 1 where more than half of the bin lies in the cell type's peaks
   (overlapping peaks merged first); computed by interval arithmetic on the merged peaks, touching
   only the bins that overlap a peak
@@ -47,6 +51,7 @@ class PrepareOptions:
     seed: int = 0
     transform: str = "log1p"
     assembly: str = "unknown"
+    max_n_fraction: float = 0.5
 
     def check(self) -> None:
         if self.bin_size <= 0:
@@ -57,6 +62,8 @@ class PrepareOptions:
             raise UserError(f"--context {self.context}: must be at least --bin-size ({self.bin_size})")
         if not self.negatives_ratio >= 0 or not np.isfinite(self.negatives_ratio):
             raise UserError(f"--negatives-ratio {self.negatives_ratio}: must be a finite number >= 0")
+        if not 0 <= self.max_n_fraction <= 1:
+            raise UserError(f"--max-n-fraction {self.max_n_fraction}: must be between 0 and 1")
         if self.transform not in TRANSFORMS:
             raise UserError(f"--transform {self.transform}: choose from {', '.join(TRANSFORMS)}")
 
@@ -87,6 +94,27 @@ def covered_before(x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
 def bin_count(length: int, bin_size: int, stride: int) -> int:
     """Bins of a chromosome: starts 0, stride, ... while the bin ends at or before ``length``."""
     return max(0, (length - bin_size) // stride + 1)
+
+
+def n_per_bin(codes: np.ndarray, n_bins: int, bin_size: int, stride: int) -> np.ndarray:
+    """(n_bins,) count of N (code >= 4) in each bin ``[k * stride, k * stride + bin_size)``.
+
+    Sums the N flags between consecutive bin boundaries, so memory is one byte per base plus a few
+    integers per bin, never a cumulative sum over the whole chromosome.
+    """
+    if n_bins == 0:
+        return np.zeros(0, dtype=np.int64)
+    is_n = (codes >= 4).view(np.uint8)
+    starts = np.arange(n_bins, dtype=np.int64) * stride
+    cuts = np.unique(np.concatenate([[0], starts, starts + bin_size]))
+    cuts = cuts[cuts < len(codes)]
+    before = np.concatenate([[0], np.cumsum(np.add.reduceat(is_n, cuts, dtype=np.int64))])
+    return before[np.searchsorted(cuts, starts + bin_size)] - before[np.searchsorted(cuts, starts)]
+
+
+def kept_by_n_rule(n_count: np.ndarray, bin_size: int, max_n_fraction: float) -> np.ndarray:
+    """Bins whose core is at most ``max_n_fraction`` N (the core is the bin itself, ``bin_size`` bp)."""
+    return n_count <= max_n_fraction * bin_size
 
 
 def positive_bins(starts: np.ndarray, ends: np.ndarray, n_bins: int, bin_size: int, stride: int) -> np.ndarray:
@@ -134,17 +162,26 @@ def prepare_dataset(genome_path: str | os.PathLike, samples_path: str | os.PathL
         lengths = genome.lengths
         chosen = _choose_chromosomes(genome, samples, peaks, options.chroms)
         per_chrom, clipped = _peaks_by_chromosome(genome, samples, peaks, chosen, lengths)
-        rows, labels = _label_chromosomes(chosen, lengths, per_chrom, len(samples), options)
+        sequence, eligible = {}, {}
+        for chrom, codes in tqdm(genome.iter_codes(chosen), total=len(chosen), desc="reading genome",
+                                 unit="chrom", disable=None, leave=False):
+            n_bins = bin_count(len(codes), options.bin_size, options.stride)
+            counts = n_per_bin(codes, n_bins, options.bin_size, options.stride)
+            sequence[chrom] = codes
+            eligible[chrom] = kept_by_n_rule(counts, options.bin_size, options.max_n_fraction)
+        rows, labels = _label_chromosomes(chosen, eligible, per_chrom, len(samples), options)
         if options.positives_only:
-            rows, labels, n_negatives = _add_negatives(rows, labels, chosen, lengths, options)
+            rows, labels, n_negatives = _add_negatives(rows, labels, chosen, eligible, options)
         used = [c for c in chosen if len(rows[c])]
         if not used and options.positives_only:
             raise UserError("--positives-only: no bin is positive in any cell type, so no bin would be kept")
+        if not used and any(len(e) for e in eligible.values()):
+            raise UserError(f"--max-n-fraction {options.max_n_fraction}: every bin of the chosen chromosomes "
+                            f"({', '.join(chosen)}) is more N than that, so there are no bins")
         if not used:
             raise UserError(f"--bin-size {options.bin_size}: longer than every chosen chromosome "
                             f"({', '.join(chosen)}), so there are no bins")
-        sequence = dict(tqdm(genome.iter_codes(used), total=len(used), desc="reading genome", unit="chrom",
-                             disable=None, leave=False))
+        sequence = {c: sequence[c] for c in used}
 
     dataset = Dataset(
         chromosomes=used,
@@ -174,6 +211,7 @@ def prepare_dataset(genome_path: str | os.PathLike, samples_path: str | os.PathL
         "options": asdict(options),
         "peaks_clipped_at_chromosome_end": clipped,
         "n_bins": dataset.n_bins,
+        "bins_dropped_for_n": {c: int((~eligible[c]).sum()) for c in chosen},
     }
     if options.positives_only:
         provenance["sampled_negatives"] = n_negatives
@@ -223,23 +261,25 @@ def _peaks_by_chromosome(genome: Genome, samples: list[Sample], peaks: list[dict
     return merged, clipped
 
 
-def _label_chromosomes(chosen: list[str], lengths: dict[str, int], per_chrom: dict, n_cells: int,
+def _label_chromosomes(chosen: list[str], eligible: dict[str, np.ndarray], per_chrom: dict, n_cells: int,
                        options: PrepareOptions) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per chromosome: kept bin indices (n_c,) and their labels (n_c, T).
 
-    All bins, or with ``positives_only`` the bins positive in at least one cell type.
+    The bins that pass the N rule (``eligible``), or with ``positives_only`` those of them positive
+    in at least one cell type.
     """
     rows, labels = {}, {}
     for chrom in tqdm(chosen, desc="labelling bins", unit="chrom", disable=None, leave=False):
-        n_bins = bin_count(lengths[chrom], options.bin_size, options.stride)
+        n_bins = len(eligible[chrom])
         positives = [positive_bins(s, e, n_bins, options.bin_size, options.stride) for s, e in per_chrom[chrom]]
+        positives = [bins[eligible[chrom][bins]] for bins in positives]
         if options.positives_only:
             anywhere = np.zeros(n_bins, dtype=bool)
             for bins in positives:
                 anywhere[bins] = True
             kept = np.flatnonzero(anywhere)
         else:
-            kept = np.arange(n_bins, dtype=np.int64)
+            kept = np.flatnonzero(eligible[chrom])
         matrix = np.zeros((len(kept), n_cells), dtype=np.uint8)
         for j, bins in enumerate(positives):
             matrix[np.searchsorted(kept, bins), j] = 1
@@ -247,14 +287,15 @@ def _label_chromosomes(chosen: list[str], lengths: dict[str, int], per_chrom: di
     return rows, labels
 
 
-def _add_negatives(rows: dict, labels: dict, chosen: list[str], lengths: dict[str, int],
+def _add_negatives(rows: dict, labels: dict, chosen: list[str], eligible: dict[str, np.ndarray],
                    options: PrepareOptions) -> tuple[dict, dict, int]:
-    """Add round(ratio x positives) bins negative in every cell type, drawn uniformly by ``seed``.
+    """Add round(ratio x positives) bins negative in every cell type, drawn uniformly by ``seed``
+    from the bins that pass the N rule.
 
-    The k-th negative bin of a chromosome is found from the sorted positives without listing the
-    negatives: before positive number i lie ``positives[i] - i`` negatives.
+    The k-th negative of a chromosome is the k-th eligible bin that is not positive; before
+    positive number i (in eligible order) lie ``rank(positives[i]) - i`` negatives.
     """
-    n_bins = np.asarray([bin_count(lengths[c], options.bin_size, options.stride) for c in chosen], dtype=np.int64)
+    n_bins = np.asarray([int(eligible[c].sum()) for c in chosen], dtype=np.int64)
     n_pos = np.asarray([len(rows[c]) for c in chosen], dtype=np.int64)
     n_neg = n_bins - n_pos
     wanted = int(round(options.negatives_ratio * int(n_pos.sum())))
@@ -270,7 +311,9 @@ def _add_negatives(rows: dict, labels: dict, chosen: list[str], lengths: dict[st
     for k, chrom in enumerate(chosen):
         ordinal = draws[np.searchsorted(draws, bounds[k]):np.searchsorted(draws, bounds[k + 1])] - bounds[k]
         positives = rows[chrom]
-        negatives = ordinal + np.searchsorted(positives - np.arange(len(positives)), ordinal, side="right")
+        index = np.flatnonzero(eligible[chrom])  # eligible bin number -> bin
+        ranks = np.searchsorted(index, positives)
+        negatives = index[ordinal + np.searchsorted(ranks - np.arange(len(positives)), ordinal, side="right")]
         kept = np.concatenate([positives, negatives])
         order = np.argsort(kept, kind="stable")
         matrix = np.zeros((len(kept), labels[chrom].shape[1]), dtype=np.uint8)
