@@ -3,8 +3,7 @@ import pytest
 import yaml
 
 from chromtune.errors import UserError
-from chromtune.search_space import grid_points, load_search_space
-from chromtune.sweep.plan import SPACES
+from chromtune.search_space import NOT_ALLOWED, SHIPPED, grid_points, load_search_space, shipped_spaces
 
 
 def write(tmp_path, text):
@@ -14,8 +13,8 @@ def write(tmp_path, text):
 
 
 def test_paper_grids():
-    stage1 = load_search_space(SPACES / "stage1.yaml")
-    stage2 = load_search_space(SPACES / "stage2.yaml")
+    stage1 = load_search_space("stage1")
+    stage2 = load_search_space("stage2")
     assert stage1.sampler == stage2.sampler == "grid"
     assert stage1.grid() == {"batch_size": [128, 256], "lr": [0.02, 0.002, 0.0002]}
     assert stage2.grid() == {"batch_size": [256, 512, 1024], "lr": [0.001, 0.0001]}
@@ -23,7 +22,7 @@ def test_paper_grids():
 
 
 def test_grid_sampler_visits_each_point_exactly_once():
-    space = load_search_space(SPACES / "stage2.yaml")
+    space = load_search_space("stage2")
     study = optuna.create_study(sampler=space.optuna_sampler(seed=0), direction="maximize")
     seen = []
 
@@ -36,7 +35,7 @@ def test_grid_sampler_visits_each_point_exactly_once():
 
 
 def test_tpe_space_is_seeded():
-    space = load_search_space(SPACES / "stage2_tpe.yaml")
+    space = load_search_space("stage2_tpe")
     assert space.sampler == "tpe" and space.asha == {"grace_period": 1, "reduction_factor": 2}
 
     def draws(seed):
@@ -46,7 +45,7 @@ def test_tpe_space_is_seeded():
 
 
 def test_smoke_shrinks_to_two_short_trials():
-    space = load_search_space(SPACES / "stage1.yaml").shrunk()
+    space = load_search_space("stage1").shrunk()
     assert space.num_samples == 2 == len(grid_points(space))
     assert space.fixed["epochs"] == 1 and space.fixed["batches_per_epoch"] == 2
 
@@ -83,6 +82,42 @@ def test_missing_file(tmp_path):
 
 
 def test_every_shipped_space_is_valid():
-    for path in SPACES.glob("*.yaml"):
-        assert load_search_space(path).num_samples >= 1
-        assert isinstance(yaml.safe_load(path.read_text()), dict)
+    assert {"stage1", "stage2", "stage2_tpe"} <= set(shipped_spaces())
+    for name in shipped_spaces():
+        assert load_search_space(name).num_samples >= 1
+        assert load_search_space(f"{name}.yaml").params == load_search_space(name).params
+        assert isinstance(yaml.safe_load(SHIPPED.joinpath(f"{name}.yaml").read_text()), dict)
+
+
+def test_a_file_beside_the_caller_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "stage1.yaml").write_text("params: {lr: {choice: [0.5]}}\n")
+    assert load_search_space("stage1.yaml").grid() == {"lr": [0.5]}
+    assert load_search_space("stage1").grid()["lr"] == [0.02, 0.002, 0.0002]
+
+
+IDENTITY = ["arch", "width", "paradigm", "with_mean", "head", "init", "data", "stage"]
+SPLIT = ["fold", "folds", "split", "seed", "test_chroms", "valid_fraction", "eval_every", "n_valid", "n_test"]
+
+
+@pytest.mark.parametrize("name", IDENTITY + SPLIT)
+@pytest.mark.parametrize("where", ["params", "fixed"])
+def test_split_and_model_identity_are_refused(tmp_path, name, where):
+    """Only optimiser and budget settings may vary: anything else changes what is measured behind the flags."""
+    value = {"test_chroms": ["chr1"], "with_mean": False, "arch": "basset", "paradigm": "freeze",
+             "head": "complex", "split": "reference", "width": 0.5, "valid_fraction": 0.2}.get(name, 2)
+    raw = ({"sampler": "grid", "params": {name: {"choice": [value]}}} if where == "params"
+           else {"params": {"lr": {"choice": [0.1]}}, "fixed": {name: value}})
+    path = write(tmp_path, yaml.safe_dump(raw))
+    with pytest.raises(UserError) as err:
+        load_search_space(path)
+    assert f"{where}.{name}:" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_the_allow_list_is_what_may_vary():
+    assert set(NOT_ALLOWED) >= {"arch", "width", "paradigm", "with_mean", "head", "fold", "folds", "split",
+                                "seed", "test_chroms", "valid_fraction", "eval_every"}
+    space = load_search_space("stage2_tpe")
+    assert set(space.params) | set(space.fixed) <= {"lr", "batch_size", "epochs", "batches_per_epoch",
+                                                    "eval_batch_size"}

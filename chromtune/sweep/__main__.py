@@ -28,7 +28,7 @@ from typing import Sequence
 
 from chromtune.errors import run_cli
 from chromtune.models import ARCHITECTURES
-from chromtune.sweep.plan import SPACES, check_storage, plan_sweep
+from chromtune.sweep.plan import check_storage, plan_sweep
 from chromtune.train.config import PARADIGMS
 
 
@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and compared at the end")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--data", help="data set file (default: the embedded demo data set)")
-    p.add_argument("--stage1-space", default=str(SPACES / "stage1.yaml"))
-    p.add_argument("--stage2-space", default=str(SPACES / "stage2.yaml"))
+    p.add_argument("--stage1-space", default="stage1", help="search-space YAML file, or a shipped space's name")
+    p.add_argument("--stage2-space", default="stage2", help="search-space YAML file, or a shipped space's name")
     p.add_argument("--paradigm", nargs="+", default=["tune"], choices=PARADIGMS,
                    help="stage-2 paradigm(s): tune or freeze the trunk; several are compared at the end")
     p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True)

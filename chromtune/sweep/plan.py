@@ -12,7 +12,6 @@ from chromtune.models import ARCHITECTURES
 from chromtune.search_space import SearchSpace, load_search_space
 from chromtune.storage import Storage
 
-SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 
 
 @dataclass
