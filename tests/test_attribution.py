@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from chromtune.attribution import (centre_bases, contributions, hypothetical_contributions, input_gradients,
-                                   span_contributions)
 from chromtune.data.encoding import one_hot
+from chromtune.interpret.attribution import (centre_bases, contributions, hypothetical_contributions,
+                                             input_gradients, span_contributions)
 from chromtune.models import build_model
 from conftest import random_dataset
 

@@ -18,12 +18,12 @@ import torch
 from memelite.io import write_meme
 from modiscolite import core
 
-from chromtune import interpret
 from chromtune.data.dataset import open_dataset, write_dataset
 from chromtune.data.demo import demo_path
+from chromtune.interpret import command as interpret
+from chromtune.interpret.motif_match import planted_motifs
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
-from chromtune.motif_match import planted_motifs
 from chromtune.predict import align_expression, load_predictor, predict_accessibility
 from chromtune.train.baselines import mean_accessibility
 from conftest import assert_one_line_error, random_dataset, run_command

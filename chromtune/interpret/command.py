@@ -24,7 +24,7 @@ new cell types of that TPM table (``--cells`` picks among them), transformed as 
    type's expression (and the bin's mean-accessibility feature) held fixed; gradients centred
    over the four bases and averaged over ``--steps`` points on the path from the uniform
    background to the input (integrated gradients; ``--steps 1`` is the gradient at the input,
-   which a trained model's saturation leaves weak and noisy: :mod:`chromtune.attribution`).
+   which a trained model's saturation leaves weak and noisy: :mod:`chromtune.interpret.attribution`).
 3. *TF-MoDISco* (modisco-lite) per cell type on the central W bp of those bins, with seqlet
    windows of 15 bp and flanks of 5 (modisco-lite's 21 and 10 suit 1 kb profiles; TF motifs are
    6-20 bp), metaclusters from 30 seqlets (default 100, more than a few hundred bins give) and
@@ -84,11 +84,11 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 from chromtune import __version__  # noqa: E402
 from chromtune.atomic import atomic_path  # noqa: E402
-from chromtune.attribution import hypothetical_contributions, span_contributions  # noqa: E402
 from chromtune.data.dataset import Dataset  # noqa: E402
 from chromtune.errors import UserError, run_cli  # noqa: E402
-from chromtune.motif_match import (FEW_TARGETS, match_motifs, motif_genes, planted_motifs,  # noqa: E402
-                                   read_motif_file, trim_pattern)
+from chromtune.interpret.attribution import hypothetical_contributions, span_contributions  # noqa: E402
+from chromtune.interpret.motif_match import (FEW_TARGETS, match_motifs, motif_genes,  # noqa: E402
+                                             planted_motifs, read_motif_file, trim_pattern)
 from chromtune.predict import (INSTALL_HINT, _check_data, _file_stems, _open_data, _train_cells,  # noqa: E402
                                align_expression, bins_in_regions, load_predictor, predict_accessibility)
 from chromtune.train.baselines import mean_accessibility  # noqa: E402
@@ -98,7 +98,7 @@ MATCH_Q = 0.05            # Tomtom q-value at which a pattern matches a database
 TSNE_BINS = 5000          # bins whose predicted accessibility embeds the cell types
 MIN_TSNE_CELLS = 5
 EXACT_TSNE = 200          # cell types up to which t-SNE is computed exactly
-DEFAULT_STEPS = 8         # path points of the contribution scores (see chromtune.attribution)
+DEFAULT_STEPS = 8         # path points of the contribution scores (see chromtune.interpret.attribution)
 MIN_MODISCO_BINS = 20     # fewer bins give too few seqlets for TF-MoDISco's null model
 MODISCO_OPTIONS = dict(   # modisco-lite's defaults but for these (step 3 of the module docstring)
     sliding_window_size=15, flank_size=5, min_metacluster_size=30, n_leiden_runs=10,
