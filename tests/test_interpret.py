@@ -20,7 +20,7 @@ from modiscolite import core
 
 from chromtune.data.dataset import open_dataset, write_dataset
 from chromtune.data.demo import demo_path
-from chromtune.interpret import command as interpret
+from chromtune.interpret import activity, command, discovery
 from chromtune.interpret.motif_match import planted_motifs
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
@@ -56,7 +56,7 @@ def setup(tmp_path):
 
 
 def cli(argv, capsys):
-    return run_command(interpret.main, argv, capsys)
+    return run_command(command.main, argv, capsys)
 
 
 # -- the pieces --------------------------------------------------------------------------------
@@ -65,12 +65,12 @@ def test_bins_are_accessible_in_the_cell_type_and_in_few_cell_types():
     labels = (rng.random((400, 10)) < 0.2).astype(np.uint8)
     fraction = labels.mean(1)
     candidates = np.arange(50, 400)
-    chosen = interpret.select_bins(labels[candidates] == 1, fraction, candidates, 10**6, np.random.default_rng(1))
+    chosen = discovery.select_bins(labels[candidates] == 1, fraction, candidates, 10**6, np.random.default_rng(1))
     for j, bins in enumerate(chosen):
         expected = [i for i in candidates if labels[i, j] and fraction[i] < 0.3]
         assert bins.tolist() == expected and len(expected) > 20
-    capped = interpret.select_bins(labels[candidates] == 1, fraction, candidates, 7, np.random.default_rng(1))
-    again = interpret.select_bins(labels[candidates] == 1, fraction, candidates, 7, np.random.default_rng(1))
+    capped = discovery.select_bins(labels[candidates] == 1, fraction, candidates, 7, np.random.default_rng(1))
+    again = discovery.select_bins(labels[candidates] == 1, fraction, candidates, 7, np.random.default_rng(1))
     for bins, full, same in zip(capped, chosen, again):
         assert len(bins) == 7 and set(bins) <= set(full) and (np.diff(bins) > 0).all()
         assert bins.tolist() == same.tolist()
@@ -78,13 +78,13 @@ def test_bins_are_accessible_in_the_cell_type_and_in_few_cell_types():
 
 def test_pearson_columns_matches_corrcoef_and_is_nan_for_a_constant_gene():
     rng = np.random.default_rng(0)
-    activity, expression = rng.random((3, 9)), rng.random((9, 4))
+    scores, expression = rng.random((3, 9)), rng.random((9, 4))
     expression[:, 2] = 1.5
-    r = interpret.pearson_columns(activity, expression)
+    r = activity.pearson_columns(scores, expression)
     assert r.shape == (3, 4) and np.isnan(r[:, 2]).all()
     for m in range(3):
         for g in (0, 1, 3):
-            assert r[m, g] == pytest.approx(np.corrcoef(activity[m], expression[:, g])[0, 1])
+            assert r[m, g] == pytest.approx(np.corrcoef(scores[m], expression[:, g])[0, 1])
 
 
 def test_seqlets_on_both_strands_map_back_to_the_planted_bases():
@@ -107,7 +107,7 @@ def test_seqlets_on_both_strands_map_back_to_the_planted_bases():
                for i in range(n)]
     pattern = core.SeqletSet(tracks.create_seqlets(seqlets), track_set=tracks)
     bins = np.arange(100, 100 + n)
-    (record,) = interpret.pattern_records("cellA", bins, 7, {"pos_patterns": [pattern]})
+    (record,) = discovery.pattern_records("cellA", bins, 7, {"pos_patterns": [pattern]})
     assert record["pattern"] == "pos_patterns.pattern_0" and record["sign"] == 1 and record["n_seqlets"] == n
     assert record["consensus"] == "ACGTTG" and record["query"].shape == (4, 6)
     assert record["loci"].tolist() == [[100 + i, 7 + starts[i], 13 + starts[i]] for i in range(n)]
@@ -119,7 +119,7 @@ def test_motif_activity_is_the_mean_contribution_over_instances_per_cell_type():
     model.w, model.u = model.w.float(), model.u.float()
     loci = {"A": np.array([[10, 3, 9], [40, 0, 40]]), "B": np.array([[10, 20, 22]])}
     expression = ds.expression[[0, 2, 3]]
-    activity = interpret.motif_activity(model, ds, loci, expression, None, batch_size=1, device="cpu")
+    found = activity.motif_activity(model, ds, loci, expression, None, batch_size=1, device="cpu")
     centred = (model.w - model.w.mean(0)).numpy()
 
     def summed(bin_, start, end):
@@ -129,7 +129,7 @@ def test_motif_activity_is_the_mean_contribution_over_instances_per_cell_type():
     scale = expression @ model.u.numpy()
     expected_a = np.mean([summed(10, 3, 9), summed(40, 0, 40)]) * scale
     expected_b = summed(10, 20, 22) * scale
-    assert np.allclose(activity, [expected_a, expected_b], atol=1e-4)
+    assert np.allclose(found, [expected_a, expected_b], atol=1e-4)
 
 
 def test_negative_patterns_are_their_own_rows():
@@ -137,10 +137,10 @@ def test_negative_patterns_are_their_own_rows():
                dict(matched=True, best_match="M1 X", sign=1, loci=np.array([[1, 2, 8]])),
                dict(matched=True, best_match="M1 X", sign=-1, loci=np.array([[5, 1, 7]])),
                dict(matched=False, best_match="M2 Y", sign=1, loci=np.array([[6, 1, 7]]))]
-    loci = interpret.instance_loci(records, 10, np.random.default_rng(0))
+    loci = activity.instance_loci(records, 10, np.random.default_rng(0))
     assert list(loci) == ["M1 X", "M1 X (negative)"]
     assert loci["M1 X"].tolist() == [[1, 2, 8], [3, 0, 6]] and loci["M1 X (negative)"].tolist() == [[5, 1, 7]]
-    assert len(interpret.instance_loci(records, 1, np.random.default_rng(0))["M1 X"]) == 1
+    assert len(activity.instance_loci(records, 1, np.random.default_rng(0))["M1 X"]) == 1
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_cli_writes_every_output_and_logs_them_under_the_fold_run(setup, capsys)
             assert len(bins) == min(40, specific[:, j].sum()) and specific[bins, j].all()
             assert hyp.shape == (len(bins), 4, 200) and np.allclose(hyp.sum(1), 0, atol=1e-5)
         assert f.attrs["window_start"] == 100
-    ran = [c for c, n in zip(setup["ds"].cell_types, specific.sum(0)) if n >= interpret.MIN_MODISCO_BINS]
+    ran = [c for c, n in zip(setup["ds"].cell_types, specific.sum(0)) if n >= discovery.MIN_MODISCO_BINS]
     assert 0 < len(ran) < 10 and err.count("too few for TF-MoDISco; skipped") == 10 - len(ran)
     assert sorted(p.stem for p in (d / "out" / "modisco").glob("*.h5")) == sorted(ran)
     assert list(pd.read_csv(d / "out" / "motifs.tsv", sep="\t").columns[:3]) == ["cell_type", "pattern", "n_seqlets"]

@@ -1,4 +1,9 @@
-"""What a trained model reads in the sequence: attribution, motif discovery and matching, activity x TF expression.
+"""What a trained model reads in the sequence, and how TF expression drives it.
 
-The ``chromtune interpret`` command lives in :mod:`chromtune.interpret.command`.
+    attribution   gradient x input (integrated) contribution scores, cell type by cell type
+    discovery     cell-type-specific bins, TF-MoDISco, patterns back to loci
+    motif_match   motif databases (MEME, JASPAR, the demo's planted motifs) and Tomtom matching
+    activity      motif activity per cell type and its correlation with TF expression
+    embedding     t-SNE of cell types by predicted accessibility and by expression
+    command       the ``chromtune interpret`` pipeline over these steps
 """

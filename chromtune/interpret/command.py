@@ -74,35 +74,29 @@ from pathlib import Path
 from typing import Sequence
 
 import h5py
-import matplotlib
 import numpy as np
 import pandas as pd
 import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-
-from chromtune import __version__  # noqa: E402
-from chromtune.atomic import atomic_path  # noqa: E402
-from chromtune.data.dataset import Dataset  # noqa: E402
-from chromtune.errors import UserError, run_cli  # noqa: E402
-from chromtune.interpret.attribution import hypothetical_contributions, span_contributions  # noqa: E402
-from chromtune.interpret.motif_match import (FEW_TARGETS, match_motifs, motif_genes,  # noqa: E402
-                                             planted_motifs, read_motif_file, trim_pattern)
-from chromtune.predict import (INSTALL_HINT, _check_data, _file_stems, _open_data, _train_cells,  # noqa: E402
+from chromtune import __version__
+from chromtune.atomic import atomic_path
+from chromtune.data.dataset import Dataset
+from chromtune.errors import UserError, run_cli
+from chromtune.interpret.activity import (instance_loci, motif_activity, motif_base, motif_label, pearson_columns,
+                                          plot_correlation)
+from chromtune.interpret.attribution import hypothetical_contributions
+from chromtune.interpret.discovery import (MIN_MODISCO_BINS, MODISCO_OPTIONS, SPECIFIC_FRACTION, pattern_records,
+                                           run_modisco, select_bins, window_one_hot)
+from chromtune.interpret.embedding import plot_tsne, tsne_embedding
+from chromtune.interpret.motif_match import FEW_TARGETS, match_motifs, motif_genes, planted_motifs, read_motif_file
+from chromtune.predict import (INSTALL_HINT, _check_data, _file_stems, _open_data, _train_cells,
                                align_expression, bins_in_regions, load_predictor, predict_accessibility)
-from chromtune.train.baselines import mean_accessibility  # noqa: E402
+from chromtune.train.baselines import mean_accessibility
 
-SPECIFIC_FRACTION = 0.3   # a bin is cell-type specific when accessible in < 30 % of the cell types
 MATCH_Q = 0.05            # Tomtom q-value at which a pattern matches a database motif
 TSNE_BINS = 5000          # bins whose predicted accessibility embeds the cell types
 MIN_TSNE_CELLS = 5
-EXACT_TSNE = 200          # cell types up to which t-SNE is computed exactly
 DEFAULT_STEPS = 8         # path points of the contribution scores (see chromtune.interpret.attribution)
-MIN_MODISCO_BINS = 20     # fewer bins give too few seqlets for TF-MoDISco's null model
-MODISCO_OPTIONS = dict(   # modisco-lite's defaults but for these (step 3 of the module docstring)
-    sliding_window_size=15, flank_size=5, min_metacluster_size=30, n_leiden_runs=10,
-    max_seqlets_per_metacluster=5000)
 
 
 # -- set-up ------------------------------------------------------------------------------------
@@ -153,181 +147,6 @@ def load_database(path: Path | None, ds: Dataset) -> tuple[dict[str, np.ndarray]
                   "it holds", file=sys.stderr)
         return database, None
     return planted_motifs(ds)
-
-
-# -- step 1: bins ------------------------------------------------------------------------------
-def select_bins(accessible: np.ndarray, fraction: np.ndarray, candidates: np.ndarray, max_bins: int,
-                rng: np.random.Generator) -> list[np.ndarray]:
-    """Per cell type, sorted bins accessible in it and specific (fraction < SPECIFIC_FRACTION).
-
-    `accessible` is (len(candidates), C) bool over the candidate bins; `fraction` (n_bins,) the
-    share of the data set's cell types each bin is accessible in. At most `max_bins` per cell
-    type, drawn without replacement.
-    """
-    chosen = []
-    specific = fraction[candidates] < SPECIFIC_FRACTION
-    for j in range(accessible.shape[1]):
-        bins = candidates[specific & accessible[:, j]]
-        if len(bins) > max_bins:
-            bins = rng.choice(bins, max_bins, replace=False)
-        chosen.append(np.sort(bins))
-    return chosen
-
-
-# -- steps 2-3: contributions and TF-MoDISco ---------------------------------------------------
-def window_one_hot(ds: Dataset, bins: np.ndarray, start: int, width: int) -> np.ndarray:
-    """(n, width, 4) float32 one-hot of the windows' positions start..start+width (N all zero)."""
-    codes = ds.window_codes(bins)[:, start:start + width]
-    return (codes[:, :, None] == np.arange(4, dtype=np.uint8)).astype(np.float32)
-
-
-def run_modisco(modisco, one_hot: np.ndarray, hypothetical: np.ndarray) -> tuple[list, list]:
-    """TF-MoDISco on (n, W, 4) inputs: positive and negative patterns (empty lists when none)."""
-    pos, neg = modisco.tfmodisco.TFMoDISco(one_hot, hypothetical, **MODISCO_OPTIONS)
-    return pos or [], neg or []
-
-
-def consensus(ppm: np.ndarray) -> str:
-    """IUPAC-free consensus of a (w, 4) PPM: upper case where a base has >= 0.5, lower case >= 0.3, else n."""
-    top = ppm.argmax(1)
-    p = ppm[np.arange(len(ppm)), top]
-    return "".join(np.where(p >= 0.5, np.asarray(list("ACGT"))[top],
-                            np.where(p >= 0.3, np.asarray(list("acgt"))[top], "n")))
-
-
-def pattern_records(cell: str, bins: np.ndarray, window_start: int, patterns: dict[str, list]) -> list[dict]:
-    """One record per pattern: name, sign, trimmed PPM (4, w), and its seqlets' trimmed cores as loci
-    (k, 3): data set bin, start and end in the context window."""
-    records = []
-    for group, members in patterns.items():
-        for k, pattern in enumerate(members):
-            ppm, cwm = np.asarray(pattern.sequence), np.asarray(pattern.contrib_scores)
-            a, b = trim_pattern(ppm, cwm)
-            idx = np.asarray([s.example_idx for s in pattern.seqlets], dtype=np.int64)
-            start = np.asarray([s.start for s in pattern.seqlets], dtype=np.int64)
-            end = np.asarray([s.end for s in pattern.seqlets], dtype=np.int64)
-            rc = np.asarray([s.is_revcomp for s in pattern.seqlets], dtype=bool)
-            core_start = np.where(rc, end - b, start + a)
-            records.append(dict(cell_type=cell, pattern=f"{group}.pattern_{k}",
-                                sign=-1 if group.startswith("neg") else 1, n_seqlets=len(pattern.seqlets),
-                                query=ppm[a:b].T, consensus=consensus(ppm[a:b]),
-                                loci=np.stack([bins[idx], window_start + core_start,
-                                               window_start + core_start + (b - a)], axis=1)))
-    return records
-
-
-# -- step 5: motif activity and its correlation with expression --------------------------------
-def motif_base(label: str) -> str:
-    """The database name in a row label."""
-    return label.removesuffix(" (negative)")
-
-
-def motif_label(name: str, sign: int) -> str:
-    """Row label of a matched motif: its database name, marked when its patterns carry negative contributions."""
-    return name if sign > 0 else f"{name} (negative)"
-
-
-def instance_loci(records: list[dict], max_instances: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per matched motif label, its (k, 3) unique loci (bin, start, end in the context window), at most max_instances.
-
-    Positive and negative patterns matched to one database motif give two labels: a motif the
-    model reads as repressive in some bins is not averaged with its activating instances.
-    """
-    by_label: dict[str, list[np.ndarray]] = {}
-    for r in records:
-        if r["matched"]:
-            by_label.setdefault(motif_label(r["best_match"], r["sign"]), []).append(r["loci"])
-    loci = {}
-    for label in sorted(by_label):
-        unique = np.unique(np.concatenate(by_label[label]), axis=0)
-        if len(unique) > max_instances:
-            unique = unique[np.sort(rng.choice(len(unique), max_instances, replace=False))]
-        loci[label] = unique
-    return loci
-
-
-def motif_activity(model, ds: Dataset, loci: dict[str, np.ndarray], expression: np.ndarray,
-                   mean: np.ndarray | None, batch_size: int, device, steps: int = 1) -> np.ndarray:
-    """(M, C) mean over each motif's instances of the contribution summed over the instance, per cell type."""
-    all_loci = np.concatenate(list(loci.values()))
-    summed = span_contributions(model, ds, all_loci[:, 0], all_loci[:, 1], all_loci[:, 2], expression, mean,
-                                batch_size, device, steps)
-    bounds = np.cumsum([0] + [len(v) for v in loci.values()])
-    return np.stack([summed[a:b].mean(0) for a, b in zip(bounds[:-1], bounds[1:])])
-
-
-def pearson_columns(activity: np.ndarray, expression: np.ndarray) -> np.ndarray:
-    """(M, G) Pearson r across cell types of activity (M, C) rows with expression (C, G) columns; NaN where constant."""
-    a = activity - activity.mean(1, keepdims=True)
-    e = expression - expression.mean(0, keepdims=True)
-    norm = np.sqrt((a ** 2).sum(1))[:, None] * np.sqrt((e ** 2).sum(0))[None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (a @ e) / norm
-    return np.where(norm > 0, np.clip(r, -1, 1), np.nan)
-
-
-# -- figures -----------------------------------------------------------------------------------
-def plot_correlation(table: pd.DataFrame, own: dict[str, list[str]], path: Path, max_genes: int = 60) -> None:
-    """Heatmap of motif x gene r; with many genes, the union of each motif's top-|r| genes and its own TFs."""
-    columns = list(table.columns)
-    if len(columns) > max_genes:
-        top = max(1, max_genes // max(1, len(table)) - 1)
-        wanted = {g for name in table.index for g in own.get(name, [])}
-        for name, row in table.iterrows():
-            wanted |= set(row.abs().sort_values(ascending=False).index[:top])
-        columns = [g for g in columns if g in wanted][:max_genes]
-    values = table[columns].to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(max(6, 0.28 * len(columns) + 3), max(2.5, 0.4 * len(table) + 1.5)))
-    try:
-        image = ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-        ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(table)), table.index, fontsize=8)
-        for i, name in enumerate(table.index):
-            for gene in own.get(name, []):
-                if gene in columns:
-                    j = columns.index(gene)
-                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.5, ec="black"))
-        fig.colorbar(image, ax=ax, label="Pearson r across cell types", shrink=0.8)
-        ax.set_title("Motif activity vs TF expression (boxed: the motif's own TF)")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-
-
-def tsne_embedding(features: np.ndarray, seed: int) -> np.ndarray:
-    """(C, 2) t-SNE of (C, F) rows, standardised per feature, perplexity fitted to small C."""
-    from sklearn.manifold import TSNE
-
-    std = features.std(0)
-    scaled = (features - features.mean(0)) / np.where(std > 0, std, 1.0)
-    perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3)))
-    method = "exact" if len(features) <= EXACT_TSNE else "barnes_hut"  # exact is faster for a few cell types
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", method=method,
-                random_state=seed).fit_transform(scaled)
-
-
-def plot_tsne(embeddings: dict[str, np.ndarray], cells: list[str], groups: list[str] | None, path: Path) -> None:
-    """Side-by-side scatter plots of the cell types, coloured by group when known, labelled by name."""
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(6 * len(embeddings), 5.5))
-    try:
-        names = sorted(set(groups)) if groups else []
-        colours = plt.get_cmap("tab10")
-        for ax, (title, xy) in zip(np.atleast_1d(axes), embeddings.items()):
-            for g, name in enumerate(names):
-                rows = [k for k, x in enumerate(groups) if x == name]
-                ax.scatter(xy[rows, 0], xy[rows, 1], s=40, color=colours(g % 10), label=name)
-            if not groups:
-                ax.scatter(xy[:, 0], xy[:, 1], s=40, color=colours(0))
-            for k, cell in enumerate(cells):
-                ax.annotate(cell, xy[k], fontsize=6, alpha=0.7, xytext=(3, 3), textcoords="offset points")
-            ax.set(title=title, xticks=[], yticks=[])
-        if names:
-            np.atleast_1d(axes)[-1].legend(fontsize=7, loc="best")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    finally:
-        plt.close(fig)
 
 
 # -- outputs -----------------------------------------------------------------------------------
