@@ -5,5 +5,5 @@
     motif_match   motif databases (MEME, JASPAR, the demo's planted motifs) and Tomtom matching
     activity      motif activity per cell type and its correlation with TF expression
     embedding     t-SNE of cell types by predicted accessibility and by expression
-    command       the ``chromtune interpret`` pipeline over these steps
+    pipeline      the ``chromtune interpret`` pipeline over these steps
 """

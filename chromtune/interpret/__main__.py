@@ -3,6 +3,6 @@
 import sys
 
 from chromtune.errors import run_cli
-from chromtune.interpret.command import main
+from chromtune.interpret.pipeline import main
 
 sys.exit(run_cli(main))
