@@ -20,7 +20,8 @@ from modiscolite import core
 
 from chromtune.data.dataset import open_dataset, write_dataset
 from chromtune.data.demo import demo_path
-from chromtune.interpret import activity, discovery, pipeline
+from chromtune.cli.interpret import main as interpret_main
+from chromtune.interpret import activity, discovery
 from chromtune.interpret.motif_match import planted_motifs
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
@@ -56,7 +57,7 @@ def setup(tmp_path):
 
 
 def cli(argv, capsys):
-    return run_command(pipeline.main, argv, capsys)
+    return run_command(interpret_main, argv, capsys)
 
 
 # -- the pieces --------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ COMMANDS = {
     "sweep": ("chromtune.sweep.__main__", "the full protocol: folds x stages on Ray Tune + Optuna, tracked in MLflow"),
     "compare": ("chromtune.compare", "Wilcoxon-tested comparison of finished sweeps: tables, figures, report"),
     "predict": ("chromtune.predict", "accessibility of every bin in cell types that have only expression"),
-    "interpret": ("chromtune.interpret.pipeline", "contribution scores, TF-MoDISco motifs, motif-TF correlation, t-SNE"),
+    "interpret": ("chromtune.cli.interpret", "contribution scores, TF-MoDISco motifs, motif-TF correlation, t-SNE"),
 }
 
 

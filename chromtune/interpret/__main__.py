@@ -1,8 +1,8 @@
-"""``python -m chromtune.interpret``: the ``chromtune interpret`` command."""
+"""``python -m chromtune.interpret``: the same as ``chromtune interpret`` (:mod:`chromtune.cli.interpret`)."""
 
 import sys
 
 from chromtune.errors import run_cli
-from chromtune.interpret.pipeline import main
+from chromtune.cli.interpret import main
 
 sys.exit(run_cli(main))

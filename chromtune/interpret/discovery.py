@@ -9,7 +9,7 @@ from chromtune.interpret.motif_match import trim_pattern
 
 SPECIFIC_FRACTION = 0.3   # a bin is cell-type specific when accessible in < 30 % of the cell types
 MIN_MODISCO_BINS = 20     # fewer bins give too few seqlets for TF-MoDISco's null model
-MODISCO_OPTIONS = dict(   # modisco-lite's defaults but for these (step 3 in chromtune.interpret.pipeline)
+MODISCO_OPTIONS = dict(   # modisco-lite's defaults but for these (step 3 in chromtune.cli.interpret)
     sliding_window_size=15, flank_size=5, min_metacluster_size=30, n_leiden_runs=10,
     max_seqlets_per_metacluster=5000)
 

@@ -1,67 +1,6 @@
-"""``chromtune interpret``: what a trained model reads in the sequence, and how TF expression drives it.
+"""The ``chromtune interpret`` pipeline: bins, contributions, TF-MoDISco, Tomtom, motif activity, t-SNE.
 
-    chromtune interpret --model RUN_ID --out interp                       # the demo: planted motifs as database
-    chromtune interpret --model runs/s2 --cells hepatocyte,CD14_monocyte --out interp
-    chromtune interpret --model runs/s2/best.pt --data data.h5 --motifs JASPAR2024.meme --out interp
-    chromtune interpret --model runs/s2 --expression new_tpm.tsv --out interp   # RNA-only cell types
-
-Needs the optional packages of ``pip install 'chromtune[interpret]'`` (modisco-lite, memelite).
-
-**Model, data, cell types.** ``--model`` and ``--data`` are read as by ``chromtune predict`` (a
-stage-2 checkpoint, its run folder or a sweep's fold run id; the data set defaults to the model's
-training data set and must have the model's gene list). The cell types interpreted are the data
-set's (all of them, or ``--cells``), with their stored expression; or, with ``--expression``, the
-new cell types of that TPM table (``--cells`` picks among them), transformed as the model's.
-
-**Steps** (C cell types, G genes, W = ``--window`` bp at the bin's centre, default the bin size)
-
-1. *Bins per cell type*: the bins accessible in the cell type and in fewer than 30 % of the data
-   set's cell types (cell-type-specific accessibility, where TF-driven motifs are; ubiquitous
-   sites such as CTCF's fall out by design), at most ``--max-bins`` of them, drawn with
-   ``--seed``. Accessible means labelled 1 for the data set's own cell types, and a predicted
-   probability >= 0.5 for new ones (they have no labels). ``--regions BED`` restricts the bins.
-2. *Contributions*: gradient x input of the logit with respect to the one-hot window, the cell
-   type's expression (and the bin's mean-accessibility feature) held fixed; gradients centred
-   over the four bases and averaged over ``--steps`` points on the path from the uniform
-   background to the input (integrated gradients; ``--steps 1`` is the gradient at the input,
-   which a trained model's saturation leaves weak and noisy: :mod:`chromtune.interpret.attribution`).
-3. *TF-MoDISco* (modisco-lite) per cell type on the central W bp of those bins, with seqlet
-   windows of 15 bp and flanks of 5 (modisco-lite's 21 and 10 suit 1 kb profiles; TF motifs are
-   6-20 bp), metaclusters from 30 seqlets (default 100, more than a few hundred bins give) and
-   10 Leiden runs (default 50).
-4. *Matching*: each pattern's PPM, trimmed to the positions holding >= 20 % of its peak |CWM|
-   (modisco-lite's report uses 30 %, which cut the demo's CEBPB and FOXA2 patterns to 3-4
-   bases that match nothing), against the motif database with memelite's Tomtom; q-values
-   Benjamini-Hochberg over all pattern x motif comparisons; a pattern *matches* when its best
-   q < 0.05. Database: ``--motifs`` (MEME or JASPAR file), by default the demo data set's
-   planted motifs.
-5. *Motif activity* (paper Fig. 3A): the instances of a database motif are the seqlets of every
-   pattern matched to it (from any cell type), cut to the pattern's trimmed core; at most
-   ``--max-instances`` per motif. Positive and negative patterns give separate rows (the latter
-   labelled "(negative)"). Activity of motif m in cell type c = the mean over m's
-   instances of the summed contribution over the instance, computed with c's expression: how
-   much the model credits those very bases for accessibility in c. The same loci in every cell
-   type, so activity changes only through expression, as a TF's motif should.
-   ``motif_tf_correlation.tsv``: Pearson r across the C cell types between each motif's activity
-   and each gene's expression (needs C >= 3).
-6. *t-SNE* (paper Fig. 3B, scikit-learn): the cell types embedded by their predicted
-   accessibility over up to ``TSNE_BINS`` bins, beside the embedding of their expression (C >= 5).
-
-**Outputs** in ``--out`` (each written atomically)::
-
-    contributions.h5            attrs: model, data, window (W), window_start (its offset in the context), context
-                                cell_types (C,) str; cells/<k>/bins (n,) int64 data set bins,
-                                cells/<k>/hypothetical (n, 4, W) float32, cells/<k>/contributions (n, W)
-    modisco/<cell type>.h5      modisco-lite results (``modisco report`` reads them)
-    motifs.tsv                  per pattern: cell type, pattern, seqlets, consensus, best match, p, q
-    motif_summary.tsv           per matched database motif: patterns, cell types, instances, its TFs
-                                among the genes, and r of its activity with each of them
-    motif_activity.tsv          matched motif x cell type
-    motif_tf_correlation.tsv    matched motif x gene, Pearson r; motif_tf_correlation.png its heatmap
-    tsne.png                    predicted accessibility | expression, side by side
-
-With ``--model RUN_ID`` every output is also logged as an artifact of a new MLflow run named
-``interpret`` nested under that run (tag ``chromtune.level=interpret``).
+The steps and outputs are described for users in :mod:`chromtune.cli.interpret`; this module runs them.
 """
 
 from __future__ import annotations
@@ -71,7 +10,6 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import h5py
 import numpy as np
@@ -81,7 +19,7 @@ import torch
 from chromtune import __version__
 from chromtune.atomic import atomic_path
 from chromtune.data.dataset import Dataset
-from chromtune.errors import UserError, run_cli
+from chromtune.errors import UserError
 from chromtune.interpret.activity import (instance_loci, motif_activity, motif_base, motif_label, pearson_columns,
                                           plot_correlation)
 from chromtune.interpret.attribution import hypothetical_contributions
@@ -96,7 +34,6 @@ from chromtune.train.baselines import mean_accessibility
 MATCH_Q = 0.05            # Tomtom q-value at which a pattern matches a database motif
 TSNE_BINS = 5000          # bins whose predicted accessibility embeds the cell types
 MIN_TSNE_CELLS = 5
-DEFAULT_STEPS = 8         # path points of the contribution scores (see chromtune.interpret.attribution)
 
 
 # -- set-up ------------------------------------------------------------------------------------
@@ -152,7 +89,7 @@ def load_database(path: Path | None, ds: Dataset) -> tuple[dict[str, np.ndarray]
 # -- outputs -----------------------------------------------------------------------------------
 def write_contributions(path: Path, cells: list[str], bins: list[np.ndarray], hypothetical: list[np.ndarray],
                         one_hot: list[np.ndarray], attrs: dict) -> None:
-    """contributions.h5 (layout in the module docstring)."""
+    """contributions.h5 (layout in :mod:`chromtune.cli.interpret`)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for key, value in {**attrs, "chromtune_version": __version__}.items():
             f.attrs[key] = value
@@ -194,52 +131,6 @@ def log_to_mlflow(run_id: str, tracking_uri: str | None, out: Path, files: list[
         client.log_artifact(child, str(path), artifact_path=folder or None)
     client.set_terminated(child)
     return child
-
-
-# -- the command -------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chromtune interpret", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True,
-                   help="stage-2 checkpoint file, run folder holding best.pt, or MLflow run id of a sweep's fold run")
-    p.add_argument("--data", type=Path, help="data set (default: the model's training data set)")
-    p.add_argument("--expression", type=Path,
-                   help="TPM table of new cell types to interpret instead of the data set's own")
-    p.add_argument("--cells", help="comma-separated cell types to interpret (default: all)")
-    p.add_argument("--motifs", type=Path,
-                   help="motif database, MEME or JASPAR format (default: the demo data set's planted motifs)")
-    p.add_argument("--regions", type=Path, help="BED file: interpret only bins overlapping its regions")
-    p.add_argument("--max-bins", type=int, default=500, help="bins per cell type for TF-MoDISco (default 500)")
-    p.add_argument("--max-instances", type=int, default=200,
-                   help="instances per matched motif for its activity (default 200)")
-    p.add_argument("--window", type=int, help="bp at the bin's centre given to TF-MoDISco (default: the bin size)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                   help=f"gradients averaged on the path from the uniform background to the input (default "
-                        f"{DEFAULT_STEPS}; 1: plain gradient x input at the input)")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI for a run id (default sqlite:///mlflow.db)")
-    p.add_argument("--batch-size", type=int, default=64, help="windows per gradient batch (default 64)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bin and instance draws and of t-SNE")
-    return p
-
-
-def _check_args(args: argparse.Namespace) -> torch.device:
-    for flag, value in (("--max-bins", args.max_bins), ("--max-instances", args.max_instances),
-                        ("--batch-size", args.batch_size), ("--steps", args.steps)):
-        if value < 1:
-            raise UserError(f"{flag} {value}: must be >= 1")
-    shortest = MODISCO_OPTIONS["sliding_window_size"] + 2 * MODISCO_OPTIONS["flank_size"]
-    if args.window is not None and args.window < shortest:
-        raise UserError(f"--window {args.window}: must be >= {shortest} bp (TF-MoDISco's seqlet window and flanks)")
-    if args.seed < 0:
-        raise UserError(f"--seed {args.seed}: must be >= 0")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out}: exists and is not a folder")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    return torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                        else "cpu")
 
 
 @dataclass
@@ -359,9 +250,19 @@ def embed(s: Setting, seed: int, rng: np.random.Generator, out: Path) -> list[Pa
     return [out / "tsne.png"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    device = _check_args(args)
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a CUDA device is a UserError."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The whole command on parsed, range-checked arguments (:mod:`chromtune.cli.interpret`)."""
+    device = resolve_device(args.device)
+    shortest = MODISCO_OPTIONS["sliding_window_size"] + 2 * MODISCO_OPTIONS["flank_size"]
+    if args.window is not None and args.window < shortest:
+        raise UserError(f"--window {args.window}: must be >= {shortest} bp (TF-MoDISco's seqlet window and flanks)")
     modisco = require_extras()
     model, meta = load_predictor(args.model, args.tracking_uri)
     ds = _open_data(args.data, meta)
@@ -397,6 +298,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"logged to MLflow run {child} (nested under {meta['run_id']})")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(run_cli(main))
