@@ -1,10 +1,5 @@
 """``chromtune interpret``: what a trained model reads in the sequence, and how TF expression drives it.
 
-    chromtune interpret --model RUN_ID --out interp                       # the demo: planted motifs as database
-    chromtune interpret --model runs/s2 --cells hepatocyte,CD14_monocyte --out interp
-    chromtune interpret --model runs/s2/best.pt --data data.h5 --motifs JASPAR2024.meme --out interp
-    chromtune interpret --model runs/s2 --expression new_tpm.tsv --out interp   # RNA-only cell types
-
 Needs the optional packages of ``pip install 'chromtune[interpret]'`` (modisco-lite, memelite).
 
 **Model, data, cell types.** ``--model`` and ``--data`` are read as by ``chromtune predict`` (a
@@ -71,14 +66,24 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from chromtune.cli import command_parser
 from chromtune.errors import UserError, run_cli
 
 DEFAULT_STEPS = 8         # path points of the contribution scores (see chromtune.interpret.attribution)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chromtune interpret", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(
+        "interpret",
+        "What a trained stage-2 model reads in the sequence, and how TF expression drives it: contribution "
+        "scores per cell type, TF-MoDISco motifs matched to a motif database with Tomtom, each motif's "
+        "activity against each TF's expression across cell types, and a t-SNE of the cell types. The steps "
+        "and outputs are described below the examples.",
+        ["chromtune interpret --model RUN_ID --out interp          # the demo: planted motifs as database",
+         "chromtune interpret --model runs/s2 --cells hepatocyte,CD14_monocyte --out interp",
+         "chromtune interpret --model runs/s2/best.pt --data data.h5 --motifs JASPAR2024.meme --out interp",
+         "chromtune interpret --model runs/s2 --expression new_tpm.tsv --out interp   # RNA-only cell types"])
+    p.epilog += "\n\n" + __doc__.split("\n", 2)[2]
     p.add_argument("--model", required=True,
                    help="stage-2 checkpoint file, run folder holding best.pt, or MLflow run id of a sweep's fold run")
     p.add_argument("--data", type=Path, help="data set (default: the model's training data set)")
@@ -88,17 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motifs", type=Path,
                    help="motif database, MEME or JASPAR format (default: the demo data set's planted motifs)")
     p.add_argument("--regions", type=Path, help="BED file: interpret only bins overlapping its regions")
-    p.add_argument("--max-bins", type=int, default=500, help="bins per cell type for TF-MoDISco (default 500)")
+    p.add_argument("--max-bins", type=int, default=500, help="bins per cell type for TF-MoDISco")
     p.add_argument("--max-instances", type=int, default=200,
-                   help="instances per matched motif for its activity (default 200)")
+                   help="instances per matched motif for its activity")
     p.add_argument("--window", type=int, help="bp at the bin's centre given to TF-MoDISco (default: the bin size)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                   help=f"gradients averaged on the path from the uniform background to the input (default "
-                        f"{DEFAULT_STEPS}; 1: plain gradient x input at the input)")
+                   help="gradients averaged on the path from the uniform background to the input (1: plain "
+                        "gradient x input at the input)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for a run id (default sqlite:///mlflow.db)")
-    p.add_argument("--batch-size", type=int, default=64, help="windows per gradient batch (default 64)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--batch-size", type=int, default=64, help="windows per gradient batch")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda when available")
     p.add_argument("--seed", type=int, default=0, help="seed of the bin and instance draws and of t-SNE")
     return p
 
