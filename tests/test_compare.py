@@ -38,6 +38,12 @@ def split_of(fold: int, seed: int = 0) -> dict:
     return {"train": [c for c in order if c not in test + valid], "valid": valid, "test": test}
 
 
+def per_cell(fold: int, name: str, model: list[float], baselines=(MEAN, WEIGHTED)) -> list[float]:
+    """Per-test-cell-type AUPRC of the three test cell types of a fold: the fold value, spread."""
+    base = dict(zip(NAMES, (model, *baselines)))[name][fold]
+    return [round(base + 0.013 * (i - 1) + 0.004 * fold * (name == "model"), 6) for i in range(3)]
+
+
 def binned(fold: int, name: str) -> list[dict]:
     offset = {"model": 0.2, "mean_baseline": 0.0, "weighted_mean_baseline": 0.05}[name]
     return [{"lo": k / 10, "hi": (k + 1) / 10, "n_pairs": 100 + k, "positive_rate": k / 10,
@@ -75,16 +81,18 @@ class Store:
             self.client.log_batch(run, metrics=[Metric(f"test_{n}_{m}", auprc[n][fold] + off, 0, 0)
                                                 for n in NAMES for m, off in OFFSETS.items()])
             if artifacts:
-                self.artifacts(run, fold, seed)
+                self.artifacts(run, fold, seed, model, baselines)
             self.client.set_terminated(run, "FINISHED")
         self.client.set_terminated(sweep, "FINISHED")
         return key
 
-    def artifacts(self, run: str, fold: int, seed: int) -> None:
+    def artifacts(self, run: str, fold: int, seed: int, model: list[float], baselines) -> None:
         folder = self.root / "out" / run
         folder.mkdir(parents=True)
         split = split_of(fold, seed)
-        test = {n: {"auprc": 0.5, "binned": binned(fold, n)} for n in NAMES}
+        test = {n: {"auprc": 0.5, "binned": binned(fold, n),
+                    "per_cell": {"auprc": per_cell(fold, n, model, baselines), "auroc": [0.9, 0.91, 0.92]}}
+                for n in NAMES}
         (folder / "metrics.json").write_text(json.dumps({"split": split, "test": test}))
         (folder / "split.tsv").write_text("cell_type\tindex\tgroup\n" + "".join(
             f"{c}\t{CELLS.index(c)}\t{g}\n" for g in split for c in split[g]))
@@ -133,24 +141,27 @@ def _stats(values):
     (RESNET, MEAN),
     ([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.05], [0.2, 0.1, 0.3, 0.6, 0.27, 0.5, 0.11]),
 ])
-def test_exact_p_equals_scipy(x, y):
-    got = paired_wilcoxon(x, y)
-    want = stats.wilcoxon(x, y, alternative="greater", method="exact")
+@pytest.mark.parametrize("alternative", ["greater", "two-sided"])
+def test_exact_p_equals_scipy(x, y, alternative):
+    got = paired_wilcoxon(x, y, alternative)
+    want = stats.wilcoxon(x, y, alternative=alternative, method="exact")
     assert got["method"] == "exact"
     assert got["n"] == len(x)
     assert got["p"] == pytest.approx(want.pvalue, abs=1e-12)
     assert got["statistic"] == pytest.approx(want.statistic)
 
 
-def test_five_folds_all_better_give_one_over_32():
-    got = paired_wilcoxon(RESNET, MEAN)
+def test_five_folds_all_better_give_one_over_32_one_sided_and_one_over_16_two_sided():
+    got = paired_wilcoxon(RESNET, MEAN, "greater")
     assert got["p"] == pytest.approx(1 / 32)
     assert got["statistic"] == 15
     assert "impossible" not in got["note"]
+    two = paired_wilcoxon(RESNET, MEAN)
+    assert two["p"] == pytest.approx(1 / 16) and "p < 0.05 impossible with n = 5" in two["note"]
 
 
 def test_four_pairs_say_p_below_005_impossible():
-    got = paired_wilcoxon(RESNET[:4], MEAN[:4])
+    got = paired_wilcoxon(RESNET[:4], MEAN[:4], "greater")
     assert got["p"] == pytest.approx(1 / 16)
     assert "p < 0.05 impossible with n = 4" in got["note"]
 
@@ -159,7 +170,7 @@ def test_ties_and_zeros_are_reported_and_match_scipy():
     x, y = [0.5, 0.6, 0.7, 0.8, 0.9, 0.4], [0.4, 0.5, 0.7, 0.6, 0.95, 0.3]  # d: .1 .1 0 .2 -.05 .1
     d = np.asarray(x) - np.asarray(y)
     got = paired_wilcoxon(x, y)
-    want = stats.wilcoxon(d, alternative="greater", method=stats.PermutationMethod())
+    want = stats.wilcoxon(d, alternative="two-sided", method=stats.PermutationMethod())
     assert got["method"].startswith("exact permutation")
     assert got["p"] == pytest.approx(want.pvalue)
     assert "1 zero difference(s) dropped" in got["note"] and "tied" in got["note"]
@@ -171,7 +182,7 @@ def test_many_tied_pairs_use_the_normal_approximation():
     y = rng.random(20).round(1)
     got = paired_wilcoxon(x, y)
     assert got["method"] == "normal approximation"
-    assert got["p"] == pytest.approx(stats.wilcoxon(x - y, alternative="greater", method="asymptotic").pvalue)
+    assert got["p"] == pytest.approx(stats.wilcoxon(x - y, method="asymptotic").pvalue)
 
 
 @pytest.mark.parametrize("x, y", [([0.7], [0.5]), ([0.5, 0.6], [0.5, 0.6]), ([0.5, 0.6], [0.5, 0.4])])
@@ -205,45 +216,100 @@ def test_unfinished_sweep_is_left_out_and_named(compared):
     assert "2 of 5 folds" in result["left_out"][0]
 
 
+def _cells(values: list[float], name: str, folds=range(K)) -> np.ndarray:
+    return np.concatenate([per_cell(f, name, values) for f in folds])
+
+
+def _holm(p: list[float]) -> list[float]:
+    """Holm's adjustment written out step by step (the check on chromtune's)."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out, running = [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        out[i] = running
+    return out
+
+
 def test_default_tests_are_the_expected_pairs_with_scipy_p(compared):
     _, _, result = compared
     tests = result["tests"]
     resnet, basset = "resnet+mean (tune)", "basset+mean (tune)"
-    expected = {(basset, "mean baseline"): (BASSET, MEAN), (basset, "RNA-weighted mean baseline"): (BASSET, WEIGHTED),
-                (resnet, "mean baseline"): (RESNET, MEAN), (resnet, "RNA-weighted mean baseline"): (RESNET, WEIGHTED),
-                (basset, resnet): (BASSET, RESNET), (resnet, basset): (RESNET, BASSET)}
+    expected = {(basset, "mean baseline"): (BASSET, "mean_baseline"),
+                (basset, "RNA-weighted mean baseline"): (BASSET, "weighted_mean_baseline"),
+                (resnet, "mean baseline"): (RESNET, "mean_baseline"),
+                (resnet, "RNA-weighted mean baseline"): (RESNET, "weighted_mean_baseline"),
+                (basset, resnet): (BASSET, RESNET)}
     assert sorted(zip(tests["a"], tests["b"])) == sorted(expected)
+    folds_of = {"mean_baseline": MEAN, "weighted_mean_baseline": WEIGHTED}
+    ratio = 3 / 9  # 3 test and 9 training cell types per fold
     for test in tests.itertuples():
-        x, y = expected[(test.a, test.b)]
-        want = stats.wilcoxon(x, y, alternative="greater", method="exact")
-        assert (test.n, test.method) == (K, "exact")
-        assert test.p == pytest.approx(want.pvalue) and test.statistic == pytest.approx(want.statistic)
+        model, other = expected[(test.a, test.b)]
+        ca = _cells(model, "model")
+        cb = _cells(RESNET, "model") if other is RESNET else _cells(model, other)
+        want = stats.wilcoxon(ca, cb, method="exact" if test.cells_method == "exact" else "asymptotic")
+        assert test.n_cells == 3 * K and test.cells_p == pytest.approx(want.pvalue)
+        assert test.cells_statistic == pytest.approx(want.statistic)
+        x, y = np.asarray(model), np.asarray(RESNET if other is RESNET else folds_of[other])
+        d = x - y
+        t_nb = d.mean() / np.sqrt(d.var(ddof=1) * (1 / K + ratio))
+        assert test.nb_t == pytest.approx(t_nb) and test.nb_p == pytest.approx(2 * stats.t.sf(abs(t_nb), K - 1))
+        assert test.folds_wilcoxon_p == pytest.approx(stats.wilcoxon(x, y).pvalue)
+        assert test.p_a_better + test.p_equivalent + test.p_b_better == pytest.approx(1)
+    assert tests["cells_p_holm"].to_list() == pytest.approx(_holm(tests["cells_p"].to_list()))
+    assert tests["nb_p_holm"].to_list() == pytest.approx(_holm(tests["nb_p"].to_list()))
+    verdicts = dict(zip(zip(tests["a"], tests["b"]), tests["verdict"]))
+    assert verdicts[(resnet, "mean baseline")] == f"{resnet} better"  # 15 of 15 cell types, p ~ 6e-5
+    assert verdicts[(basset, resnet)] == f"{resnet} better"
+
+
+def test_friedman_over_cell_types_ranks_every_method(compared):
+    _, _, result = compared
+    friedman, cells = result["friedman"], result["cells"]
+    rows = ["mean baseline", "RNA-weighted mean baseline", "basset+mean (tune)", "resnet+mean (tune)"]
+    assert list(cells.columns) == rows and len(cells) == 3 * K
+    want = stats.friedmanchisquare(*(cells[r] for r in rows))
+    assert (friedman["n"], friedman["k"]) == (3 * K, 4)
+    assert friedman["chi2"] == pytest.approx(want.statistic) and friedman["p"] == pytest.approx(want.pvalue)
+    assert friedman["mean_ranks"].idxmin() == "resnet+mean (tune)"
+    assert friedman["cd"] == pytest.approx(2.569 * np.sqrt(4 * 5 / (6 * 15)), abs=1e-3)
 
 
 def test_files_are_written_with_the_right_rows_and_columns(compared):
     s, _, result = compared
     out = s.root / "report"
-    names = {"table.csv", "tests.csv", "binned_auprc.csv", "report.md", *compare.FIGURES}
+    figures = {f"{name}.{fmt}" for name in compare.FIGURES for fmt in ("png", "svg")}
+    names = {"table.csv", "tests.csv", "per_cell.csv", "binned_auprc.csv", "report.md", *figures}
     assert {p.name for p in result["files"]} == names
     assert {p.name for p in out.iterdir()} == names  # no temporary files left
     for path in result["files"]:
         assert path.stat().st_size > 0
         if path.suffix == ".png":
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if path.suffix == ".svg":
+            assert b"<svg" in path.read_bytes()[:2000]
     table = pd.read_csv(out / "table.csv")
     assert list(table.columns) == ["metric", "row"] + [f"fold {f}" for f in range(K)] + ["mean", "sd"]
     assert len(table) == 4 * len(compare.METRICS)
     resnet_auprc = table.set_index(["metric", "row"]).loc[("auprc", "resnet+mean (tune)")]
     assert resnet_auprc["mean"] == pytest.approx(np.mean(RESNET))
-    assert len(pd.read_csv(out / "tests.csv")) == 6
+    tests = pd.read_csv(out / "tests.csv")
+    assert len(tests) == 5 and {"cells_p_holm", "nb_p_holm", "p_a_better", "p_equivalent", "p_b_better"} <= set(tests)
+    cells = pd.read_csv(out / "per_cell.csv")
+    want = {c: v for f in range(K) for c, v in zip(split_of(f)["test"], per_cell(f, "model", RESNET))}
+    assert len(cells) == 3 * K
+    assert dict(zip(cells["cell_type"], cells["resnet+mean (tune)"])) == pytest.approx(want)
     bins = pd.read_csv(out / "binned_auprc.csv")
     assert len(bins) == 4 * K * 10  # rows x folds x bins
     got = bins[(bins["row"] == "resnet+mean (tune)") & (bins["fold"] == 3)]["auprc"].to_list()
     assert got == pytest.approx([b["auprc"] for b in binned(3, "model")])
     report = (out / "report.md").read_text()
     assert "| resnet+mean (tune) | 0.6000 | 0.6600 | 0.5800 | 0.7000 | 0.6200 |" in report
-    assert "resnet+mean (tune) > RNA-weighted mean baseline" in report
-    assert all(f"]({name})" in report for name in compare.FIGURES)
+    assert "resnet+mean (tune) vs RNA-weighted mean baseline" in report
+    assert "Primary test: two-sided Wilcoxon signed-rank over test cell types" in report
+    assert "n = 15 cell types" in report and "2/2^15 = 6.1e-05" in report
+    assert "with 5 folds its smallest two-sided p is 0.0625 (p < 0.05 impossible)" in report
+    assert "Holm" in report and "Friedman" in report and "P(equivalent)" in report
+    assert all(f"]({name}.png)" in report for name in compare.FIGURES)
 
 
 def test_comparison_run_is_logged_and_links_the_sweeps(compared):
@@ -258,7 +324,12 @@ def test_comparison_run_is_logged_and_links_the_sweeps(compared):
     assert run.data.params["sweeps"] == f"{keys[1]},{keys[0]}"
     assert {a.path for a in s.client.list_artifacts(result["run_id"])} == {p.name for p in result["files"]}
     assert run.data.metrics["resnet_mean_tune.mean_test_auprc"] == pytest.approx(np.mean(RESNET))
-    assert run.data.metrics["p.resnet_mean_tune.gt.mean_baseline"] == pytest.approx(1 / 32)
+    tests = result["tests"].set_index(["a", "b"])
+    pair = ("resnet+mean (tune)", "mean baseline")
+    assert run.data.metrics["p_cells_holm.resnet_mean_tune.vs.mean_baseline"] == pytest.approx(
+        tests.loc[pair, "cells_p_holm"])
+    assert run.data.metrics["prob_a_better.resnet_mean_tune.vs.mean_baseline"] == pytest.approx(
+        tests.loc[pair, "p_a_better"])
 
 
 def test_cli_writes_the_report_and_prints_the_tests(store, tmp_path, capsys):
@@ -266,14 +337,17 @@ def test_cli_writes_the_report_and_prints_the_tests(store, tmp_path, capsys):
     store.sweep("resnet", BASSET, paradigm="freeze", smoke=True)  # smoke sweeps only: compared
     out = tmp_path / "cmp"
     code = run_cli(compare.main, ["--tracking-uri", store.uri, "--experiment", EXPERIMENT, "--out", str(out),
-                                  "--pair", "resnet+mean (freeze)", "resnet+mean (tune)", "--pr-fold", "2"])
+                                  "--pair", "resnet+mean (freeze)", "resnet+mean (tune)",
+                                  "--pair", "resnet+mean (tune)", "resnet+mean (freeze)",  # the same comparison
+                                  "--pr-fold", "2", "--rope", "0.05"])
     printed = capsys.readouterr().out
     assert code == 0
-    assert "resnet+mean (freeze) > resnet+mean (tune): n=5" in printed
+    assert "resnet+mean (freeze) vs resnet+mean (tune): resnet+mean (tune) better; cells n=15" in printed
     tests = pd.read_csv(out / "tests.csv")
-    assert tests["hypothesis"].to_list() == ["resnet+mean (freeze) > resnet+mean (tune)"]
-    assert tests["p"].iloc[0] == pytest.approx(stats.wilcoxon(BASSET, RESNET, alternative="greater").pvalue)
-    assert (out / "pr_curves.png").stat().st_size > 0
+    assert list(zip(tests["a"], tests["b"])) == [("resnet+mean (freeze)", "resnet+mean (tune)")]
+    assert tests["rope"].iloc[0] == 0.05
+    assert tests["folds_wilcoxon_p"].iloc[0] == pytest.approx(stats.wilcoxon(BASSET, RESNET).pvalue)
+    assert (out / "pr_curves.png").stat().st_size > 0 and (out / "pr_curves.svg").stat().st_size > 0
 
 
 def test_smoke_sweeps_are_left_out_when_full_ones_exist(store):
@@ -308,7 +382,7 @@ def test_allow_partial_compares_on_the_common_folds(store, tmp_path):
                          allow_partial=True)
     assert result["folds"] == [1, 3, 4]
     assert list(result["table"].columns) == ["fold 1", "fold 3", "fold 4", "mean", "sd"]
-    assert "p < 0.05 impossible with n = 3" in result["tests"]["note"].iloc[0]
+    assert set(result["tests"]["n_cells"]) == {9} and set(result["tests"]["nb_df"]) == {2}
 
 
 # ---------------------------------------------------------------------------------------------------

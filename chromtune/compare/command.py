@@ -1,4 +1,4 @@
-"""``chromtune compare``: the command's parser and entry point."""
+"""``chromtune compare``: the command's parser and entry point (the comparison itself is imported on use)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Sequence
 
 from chromtune.compare import __doc__ as DOC
-from chromtune.compare.report import run_compare
-from chromtune.compare.runs import DEFAULT_TRACKING_URI, METRIC_LABELS, METRICS, default_experiment
+from chromtune.compare.names import DEFAULT_TRACKING_URI, METRIC_LABELS, METRICS, ROPE
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chromtune compare", description=DOC,
@@ -23,29 +23,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="auprc", choices=METRICS,
                    help="metric of the tests and Fig. 1D (default %(default)s)")
     p.add_argument("--pair", dest="pairs", nargs=2, action="append", metavar=("A", "B"),
-                   help="test A > B (model labels, sweep keys or baseline names; repeatable); "
+                   help="compare A with B (model labels, sweep keys or baseline names; repeatable); "
                         "replaces the default pairs")
+    p.add_argument("--rope", type=float, default=ROPE,
+                   help="region of practical equivalence of the Bayesian test, in the metric's units "
+                        "(default %(default)s)")
     p.add_argument("--pr-fold", type=int, help="fold of the precision-recall figure (default: the first compared)")
     p.add_argument("--out", help="output folder (default: comparison/<experiment>)")
     return p
 
 
-
 def main(argv: Sequence[str] | None = None) -> int:
+    from chromtune.compare.report import run_compare
+    from chromtune.compare.runs import default_experiment
+
     args = build_parser().parse_args(argv)
     experiment = args.experiment or default_experiment(args.data)
     out = Path(args.out or Path("comparison") / experiment)
     result = run_compare(args.tracking_uri, experiment, out, args.sweeps, allow_partial=args.allow_partial,
-                         metric=args.metric, pairs=args.pairs, pr_fold=args.pr_fold)
+                         metric=args.metric, pairs=args.pairs, pr_fold=args.pr_fold, rope=args.rope)
     for note in result["left_out"]:
         print(f"left out {note}")
     summary = result["table"].loc[args.metric, ["mean", "sd"]]
     print(f"{METRIC_LABELS[args.metric]} over folds {', '.join(map(str, result['folds']))}:")
     print(summary.round(4).to_string())
-    print("\none-sided Wilcoxon signed-rank tests:")
-    for test in result["tests"].itertuples():
-        print(f"  {test.hypothesis}: n={test.n} statistic={test.statistic:g} p={test.p:.4g} ({test.method})"
-              + (f"; {test.note}" if test.note else ""))
+    print("\ntests (primary: two-sided Wilcoxon over test cell types, Holm-adjusted; see report.md):")
+    for t in result["tests"].itertuples():
+        print(f"  {t.a} vs {t.b}: {t.verdict}; cells n={t.n_cells} p={t.cells_p:.4g} Holm {t.cells_p_holm:.4g}; "
+              f"corrected t p={t.nb_p:.4g} Holm {t.nb_p_holm:.4g}; P(A better / equivalent / B better) = "
+              f"{t.p_a_better:.3f} / {t.p_equivalent:.3f} / {t.p_b_better:.3f}" + (f"; {t.note}" if t.note else ""))
+    if result["friedman"] is not None:
+        f = result["friedman"]
+        print(f"  Friedman over {f['n']} cell types, {f['k']} methods: p={f['p']:.4g}; Nemenyi CD {f['cd']:.3f}")
     print(f"\nwrote {', '.join(p.name for p in result['files'])} to {out}")
     print(f"MLflow run {result['run_id']} (comparison) in experiment {experiment}; view with "
           f"`mlflow ui --backend-store-uri {args.tracking_uri}`")

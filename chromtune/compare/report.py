@@ -12,10 +12,14 @@ import numpy as np
 import pandas as pd
 
 from chromtune.atomic import write_text
-from chromtune.compare.figures import FIGURES, plot_bars, plot_binned, plot_paired_folds, plot_pr
-from chromtune.compare.runs import (METRIC_LABELS, METRICS, Sweep, common_folds, find_sweeps, fold_scores,
-                                    open_experiment, pr_points, read_fold_metrics, select_sweeps)
-from chromtune.compare.statistics import default_pairs, resolve_pairs, row_order, summary_table, wilcoxon_tests
+from chromtune.compare.figures import (figure_files, plot_bars, plot_binned, plot_critical_difference,
+                                       plot_paired_folds, plot_pr)
+from chromtune.compare.names import ALPHA, METRIC_LABELS, METRICS, ROPE
+from chromtune.compare.runs import (Sweep, common_folds, find_sweeps, fold_scores, open_experiment, pr_points,
+                                    read_fold_metrics, select_sweeps)
+from chromtune.compare.statistics import (cell_matrix, cell_metric, compare_pairs, default_pairs,
+                                          friedman_nemenyi, min_wilcoxon_p, resolve_pairs, row_order,
+                                          summary_table)
 from chromtune.errors import UserError
 
 PAPER = ("Paper (Nair et al. 2019, fixed split, test AUPRC / AUROC): ResNet+mean 0.76 / 0.954; "
@@ -44,13 +48,66 @@ def metric_section(table: pd.DataFrame, metric: str) -> str:
     return f"### {METRIC_LABELS[metric]}\n\n{markdown_table(part)}\n"
 
 
+def design_section(tests: pd.DataFrame, friedman: dict | None, metric: str, n_cells: int, n_folds: int,
+                   ratio: float, rope: float) -> str:
+    """What the primary test is and why, n, and the smallest p each design allows."""
+    per_cell = cell_metric(metric).upper()
+    lines = [
+        f"**Primary test: two-sided Wilcoxon signed-rank over test cell types**, on per-cell-type test "
+        f"{per_cell} (n = {n_cells} cell types, each tested once, by the fold that held it out; pooled across "
+        f"the {n_folds} folds), Holm-adjusted across the {len(tests)} comparisons made; verdicts at α = {ALPHA}.",
+        "Why: the claim is about cell types the model has never seen, so a test cell type is the unit of "
+        "replication; there are many more of them than folds, and the signed-rank test needs no normality. "
+        f"The smallest p it allows is 2/2^{n_cells} = {min_wilcoxon_p(n_cells):.3g}. Caveat: cell types of one fold "
+        "share one trained model, so they are not fully independent; the fold-level tests below account for that.",
+        f"On the {n_folds} fold values: Nadeau & Bengio's corrected resampled t-test (df = {n_folds - 1}, variance "
+        f"inflated by 1/K + n_test/n_train = 1/{n_folds} + {ratio:.3f}, the mean ratio of test to training cell "
+        "types), Holm-adjusted too; and the Bayesian correlated t-test (same correction) with a region of "
+        f"practical equivalence of ±{rope} {metric_name(metric)}, giving P(A better), P(equivalent), P(B better). "
+        f"The paper's fold-level Wilcoxon is shown for reference: with {n_folds} folds its smallest two-sided p is "
+        f"{min_wilcoxon_p(n_folds):.3g}" + (" (p < 0.05 impossible)." if min_wilcoxon_p(n_folds) >= 0.05 else "."),
+    ]
+    if friedman is not None:
+        lines.append(f"Several methods at once: Friedman's test over the {friedman['n']} test cell types with all "
+                     f"{friedman['k']} methods (baselines included): χ² = {friedman['chi2']:.3f}, p = {friedman['p']:.3g}; "
+                     f"Nemenyi's critical difference of mean ranks at α = {friedman['alpha']}: {friedman['cd']:.3f} "
+                     "(critical_difference.png).")
+    return "\n\n".join(lines) + "\n"
+
+
+def metric_name(metric: str) -> str:
+    return "AUROC" if metric.startswith("auroc") else "AUPRC"
+
+
+def tests_section(tests: pd.DataFrame) -> str:
+    shown = pd.DataFrame({
+        "comparison": [f"{a} vs {b}" for a, b in zip(tests["a"], tests["b"])],
+        "verdict (primary)": tests["verdict"],
+        "cells: n": tests["n_cells"], "cells: mean diff": tests["cells_mean_diff"],
+        "cells: p": tests["cells_p"], "cells: p Holm": tests["cells_p_holm"],
+        "folds: mean diff": tests["folds_mean_diff"], "corrected t": tests["nb_t"],
+        "corrected t: p": tests["nb_p"], "corrected t: p Holm": tests["nb_p_holm"],
+        "P(A better)": tests["p_a_better"], "P(equivalent)": tests["p_equivalent"], "P(B better)": tests["p_b_better"],
+        "folds: Wilcoxon p": tests["folds_wilcoxon_p"],
+    }).set_index("comparison")
+    notes = [f"- {a} vs {b}: {n}" for a, b, n in zip(tests["a"], tests["b"], tests["note"]) if n]
+    return markdown_table(shown) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def friedman_section(friedman: dict) -> str:
+    ranks = friedman["mean_ranks"].sort_values().to_frame("mean rank (1 = best)")
+    ranks.index.name = "method"
+    pairwise = friedman["pairwise_p"].copy()
+    pairwise.index.name = "Nemenyi p"
+    return f"{markdown_table(ranks)}\n\n{markdown_table(pairwise)}\n"
+
+
 def report_markdown(experiment: str, tracking_uri: str, sweeps: list[Sweep], folds: list[int], left_out: list[str],
-                    table: pd.DataFrame, tests: pd.DataFrame, figures: list[str], notes: list[str]) -> str:
+                    table: pd.DataFrame, tests: pd.DataFrame, friedman: dict | None, design: str,
+                    figures: list[str], notes: list[str]) -> str:
     used = pd.DataFrame([{"sweep": s.key, "model": s.label, "run id": s.run_id,
                           "folds finished": f"{len(s.folds)} of {s.n_folds}"} for s in sweeps]).set_index("sweep")
-    shown = tests.drop(columns=["a", "b", "metric"]).set_index("hypothesis")
-    for column, style in (("statistic", "g"), ("p", ".4g")):
-        shown[column] = [f"{v:{style}}" if np.isfinite(v) else "n/a" for v in shown[column]]
+    metric = tests["metric"].iloc[0] if len(tests) else "auprc"
     parts = [
         f"# Comparison: {experiment}\n",
         f"MLflow store `{tracking_uri}`, experiment `{experiment}`; folds compared: "
@@ -62,12 +119,13 @@ def report_markdown(experiment: str, tracking_uri: str, sweeps: list[Sweep], fol
         "mean per cell type = the mean of each test cell type's value.\n",
         *[metric_section(table, m) for m in METRICS],
         PAPER + "\n",
-        f"## One-sided Wilcoxon signed-rank tests ({METRIC_LABELS[tests['metric'].iloc[0]] if len(tests) else ''})\n",
-        "H1: the first model's value is greater, paired by fold; statistic = sum of the ranks of the "
-        "positive differences.\n",
-        markdown_table(shown) + "\n" if len(tests) else "No pairs to test.\n",
+        f"## Tests: {METRIC_LABELS[metric]} over folds, per-cell-type {metric_name(metric)} over cell types\n",
+        design,
+        tests_section(tests) if len(tests) else "No pairs to test.\n",
+        *(["## Friedman and Nemenyi over test cell types\n", friedman_section(friedman)] if friedman else []),
         "## Figures\n",
-        *[f"![{name}]({name})\n" for name in figures],
+        "Each figure is also written as SVG beside the PNG.\n",
+        *[f"![{name}]({name})\n" for name in figures if name.endswith(".png")],
         *(["Notes:\n", "\n".join(f"- {n}" for n in notes) + "\n"] if notes else []),
     ]
     return "\n".join(parts)
@@ -94,7 +152,11 @@ def log_comparison(client, experiment_id: str, sweeps: list[Sweep], folds: list[
     params = {"sweeps": tags["chromtune.sweeps"], "sweep_run_ids": tags["chromtune.sweep_runs"],
               "folds": ",".join(map(str, folds)), "metric": metric}
     values = {f"{_slug(row)}.mean_test_{m}": table.loc[(m, row), "mean"] for m, row in table.index}
-    values |= {f"p.{_slug(a)}.gt.{_slug(b)}": p for a, b, p in zip(tests["a"], tests["b"], tests["p"])}
+    for test in tests.itertuples():
+        pair = f"{_slug(test.a)}.vs.{_slug(test.b)}"
+        values |= {f"p_cells.{pair}": test.cells_p, f"p_cells_holm.{pair}": test.cells_p_holm,
+                   f"p_corrected_t_holm.{pair}": test.nb_p_holm, f"prob_a_better.{pair}": test.p_a_better,
+                   f"prob_equivalent.{pair}": test.p_equivalent, f"prob_b_better.{pair}": test.p_b_better}
     stamp = int(time.time() * 1000)
     metrics = [Metric(k, float(v), stamp, 0) for k, v in values.items() if np.isfinite(v)]
     client.log_batch(run_id, metrics=metrics, params=[Param(k, v[:6000]) for k, v in params.items()])
@@ -109,11 +171,13 @@ def log_comparison(client, experiment_id: str, sweeps: list[Sweep], folds: list[
 
 def run_compare(tracking_uri: str, experiment: str, out: str | Path, sweeps: list[str] | None = None, *,
                 allow_partial: bool = False, metric: str = "auprc", pairs: list[list[str]] | None = None,
-                pr_fold: int | None = None) -> dict:
+                pr_fold: int | None = None, rope: float = ROPE) -> dict:
     """Compare the experiment's sweeps: write table, tests, figures and report to ``out`` and log
-    them to a new MLflow run. Returns {"table", "tests", "binned", "run_id", "files", "folds",
-    "sweeps", "left_out"}. Every check runs before the first file is written."""
+    them to a new MLflow run. Returns {"table", "tests", "friedman", "cells", "binned", "run_id",
+    "files", "folds", "sweeps", "left_out"}. Every check runs before the first file is written."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if not rope >= 0:
+        raise UserError(f"--rope {rope}: must be 0 or more")
     client, experiment_id = open_experiment(tracking_uri, experiment)
     where = f"experiment {experiment} ({tracking_uri})"
     chosen, left_out = select_sweeps(find_sweeps(client, experiment_id), sweeps, allow_partial, where)
@@ -125,27 +189,39 @@ def run_compare(tracking_uri: str, experiment: str, out: str | Path, sweeps: lis
     rows = row_order(chosen)
     scores = fold_scores(chosen, folds)
     with tempfile.TemporaryDirectory(prefix="chromtune-compare-") as tmp:
-        binned = read_fold_metrics(chosen, folds, Path(tmp))
+        details = read_fold_metrics(chosen, folds, Path(tmp))
         curves = pr_points(chosen, pr_fold, Path(tmp))
     table = summary_table(scores, rows)
-    tests = wilcoxon_tests(table, resolve_pairs(pairs, chosen) if pairs else
-                           default_pairs(rows, table.loc[metric, "mean"]), metric)
-    notes = [] if not binned.empty else ["binned_auprc.png is empty: the fold runs' metrics.json hold no binned AUPRC"]
+    tests = compare_pairs(table, details.cells, resolve_pairs(pairs, chosen) if pairs else default_pairs(rows),
+                          metric, details.test_train_ratio, rope)
+    per_cell = cell_matrix(details.cells, metric).reindex(columns=rows) if len(details.cells) else pd.DataFrame()
+    complete = per_cell.dropna()
+    friedman = friedman_nemenyi(complete) if len(rows) >= 3 and len(complete) >= 2 else None
+    notes = [] if not details.binned.empty else ["binned_auprc is empty: the fold runs' metrics.json hold no binned AUPRC"]
+    if per_cell.empty:
+        notes.append("the fold runs' metrics.json hold no per-cell-type values: no cell-type test, no Friedman test")
+    n_cells = int(tests["n_cells"].max()) if len(tests) else len(complete)
+    design = design_section(tests, friedman, metric, n_cells, len(folds), details.test_train_ratio, rope)
 
     out = Path(out)
-    files = [out / "table.csv", out / "tests.csv", out / "binned_auprc.csv"]
+    files = [out / "table.csv", out / "tests.csv", out / "per_cell.csv", out / "binned_auprc.csv"]
     write_text(files[0], table.reset_index().to_csv(index=False))
     write_text(files[1], tests.to_csv(index=False))
-    write_text(files[2], binned.to_csv(index=False))
-    plot_paired_folds(table, rows, metric, out / FIGURES[0])
-    plot_bars(table, rows, out / FIGURES[1])
-    plot_binned(binned, rows, out / FIGURES[2])
-    plot_pr(curves, rows, pr_fold, out / FIGURES[3])
-    files += [out / name for name in FIGURES]
+    write_text(files[2], per_cell.reset_index().to_csv(index=False))
+    write_text(files[3], details.binned.to_csv(index=False))
+    plot_paired_folds(table, rows, metric, out / "paired_folds")
+    plot_bars(table, rows, out / "bars")
+    plot_binned(details.binned, rows, out / "binned_auprc")
+    plot_pr(curves, rows, pr_fold, out / "pr_curves")
+    plot_critical_difference(friedman, rows, out / "critical_difference")
+    files += [out / name for name in figure_files()]
     report = out / "report.md"
-    write_text(report, report_markdown(experiment, tracking_uri, chosen, folds, left_out, table, tests,
-                                       list(FIGURES), notes))
+    write_text(report, report_markdown(experiment, tracking_uri, chosen, folds, left_out, table, tests, friedman,
+                                       design, figure_files(), notes))
     files.append(report)
     run_id = log_comparison(client, experiment_id, chosen, folds, metric, table, tests, files)
-    return {"table": table, "tests": tests, "binned": binned, "run_id": run_id, "files": files, "folds": folds,
-            "sweeps": [s.key for s in chosen], "left_out": left_out}
+    return {"table": table, "tests": tests, "friedman": friedman, "cells": per_cell, "binned": details.binned,
+            "run_id": run_id, "files": files, "folds": folds, "sweeps": [s.key for s in chosen],
+            "left_out": left_out}
+
+

@@ -9,14 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from chromtune.compare.names import BASELINES, METRICS
 from chromtune.errors import UserError
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-METRICS = ("auprc", "auroc", "auprc_mean_per_cell", "auroc_mean_per_cell")
-METRIC_LABELS = {"auprc": "test AUPRC (pooled)", "auroc": "test AUROC (pooled)",
-                 "auprc_mean_per_cell": "test AUPRC (mean per cell type)",
-                 "auroc_mean_per_cell": "test AUROC (mean per cell type)"}
-BASELINES = {"mean_baseline": "mean baseline", "weighted_mean_baseline": "RNA-weighted mean baseline"}
 BASELINE_TOLERANCE = 1e-6  # two sweeps' baseline values for one fold further apart: different test pairs
 
 
@@ -183,10 +178,25 @@ def read_artifact(run, name: str, folder: Path) -> Path:
                         f"{str(err).splitlines()[0]}") from err
 
 
-def read_fold_metrics(sweeps: list[Sweep], folds: list[int], folder: Path) -> pd.DataFrame:
-    """The binned AUPRC table (row, fold, lo, hi, n_pairs, auprc) from the fold runs' metrics.json,
-    after checking that every sweep tested the same cell types in each fold."""
-    test_cells, binned = {}, []
+@dataclass
+class FoldDetails:
+    """What the fold runs' metrics.json add to their logged metrics.
+
+    binned            (row, fold, lo, hi, n_pairs, auprc): AUPRC by fraction of accessible training cell types
+    cells             (row, fold, cell_type, metric, value): per-test-cell-type AUPRC and AUROC
+    test_train_ratio  mean over folds of (test cell types / training cell types), the overlap correction
+                      of the corrected and Bayesian t-tests
+    """
+
+    binned: pd.DataFrame
+    cells: pd.DataFrame
+    test_train_ratio: float
+
+
+def read_fold_metrics(sweeps: list[Sweep], folds: list[int], folder: Path) -> FoldDetails:
+    """The binned and per-cell-type tables from the fold runs' metrics.json, after checking that every
+    sweep tested the same cell types in each fold."""
+    test_cells, binned, per_cell, ratios = {}, [], [], {}
     for sweep in sweeps:
         for fold in folds:
             run = sweep.folds[fold]
@@ -194,11 +204,13 @@ def read_fold_metrics(sweeps: list[Sweep], folds: list[int], folder: Path) -> pd
             target.mkdir(parents=True)
             metrics = json.loads(read_artifact(run, "metrics.json", target).read_text())
             try:
-                cells = sorted(metrics["split"]["test"])
+                order = list(metrics["split"]["test"])
+                ratios[fold] = len(order) / len(metrics["split"]["train"])
                 tests = metrics["test"]
-            except (KeyError, TypeError) as err:
+            except (KeyError, TypeError, ZeroDivisionError) as err:
                 raise UserError(f"fold run {run.info.run_id} ({sweep.key} fold {fold}): metrics.json lacks "
-                                f"'split.test' or 'test'") from err
+                                f"'split.test', 'split.train' or 'test'") from err
+            cells = sorted(order)
             first = test_cells.setdefault(fold, (sweep.key, cells))
             if first[1] != cells:
                 raise UserError(f"fold {fold}: sweeps {first[0]} and {sweep.key} tested different cell types "
@@ -208,7 +220,12 @@ def read_fold_metrics(sweeps: list[Sweep], folds: list[int], folder: Path) -> pd
                 for b in tests.get(name, {}).get("binned", []):
                     binned.append({"row": row, "fold": fold, "lo": b["lo"], "hi": b["hi"],
                                    "n_pairs": b["n_pairs"], "auprc": b["auprc"]})
-    return pd.DataFrame(binned, columns=["row", "fold", "lo", "hi", "n_pairs", "auprc"])
+                for metric, values in tests.get(name, {}).get("per_cell", {}).items():
+                    per_cell += [{"row": row, "fold": fold, "cell_type": cell, "metric": metric,
+                                  "value": np.nan if v is None else float(v)} for cell, v in zip(order, values)]
+    return FoldDetails(pd.DataFrame(binned, columns=["row", "fold", "lo", "hi", "n_pairs", "auprc"]),
+                       pd.DataFrame(per_cell, columns=["row", "fold", "cell_type", "metric", "value"]),
+                       float(np.mean(list(ratios.values()))))
 
 
 def pr_points(sweeps: list[Sweep], fold: int, folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
