@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from chromtune import compare
+from chromtune.cli.compare import main as compare_main
 from chromtune.compare import paired_wilcoxon, run_compare
 from chromtune.errors import UserError, run_cli
 
@@ -336,7 +337,7 @@ def test_cli_writes_the_report_and_prints_the_tests(store, tmp_path, capsys):
     store.sweep("resnet", RESNET, smoke=True)
     store.sweep("resnet", BASSET, paradigm="freeze", smoke=True)  # smoke sweeps only: compared
     out = tmp_path / "cmp"
-    code = run_cli(compare.main, ["--tracking-uri", store.uri, "--experiment", EXPERIMENT, "--out", str(out),
+    code = run_cli(compare_main, ["--tracking-uri", store.uri, "--experiment", EXPERIMENT, "--out", str(out),
                                   "--pair", "resnet+mean (freeze)", "resnet+mean (tune)",
                                   "--pair", "resnet+mean (tune)", "resnet+mean (freeze)",  # the same comparison
                                   "--pr-fold", "2", "--rope", "0.05"])
@@ -389,7 +390,7 @@ def test_allow_partial_compares_on_the_common_folds(store, tmp_path):
 # Errors: one line, exit 2, nothing written
 
 def _fails(capsys, argv, out) -> str:
-    code = run_cli(compare.main, [*argv, "--out", str(out)])
+    code = run_cli(compare_main, [*argv, "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("chromtune: error: ") and err.count("\n") == 1

@@ -25,7 +25,7 @@ COMMANDS = {
     "demo": ("chromtune.cli.demo", "write the embedded demo data set"),
     "train": ("chromtune.cli.train", "train one stage of one fold (Ray Train)"),
     "sweep": ("chromtune.sweep.__main__", "the full protocol: folds x stages on Ray Tune + Optuna, tracked in MLflow"),
-    "compare": ("chromtune.compare", "Wilcoxon-tested comparison of finished sweeps: tables, figures, report"),
+    "compare": ("chromtune.cli.compare", "tested comparison of finished sweeps: tables, figures, report"),
     "predict": ("chromtune.predict", "accessibility of every bin in cell types that have only expression"),
     "interpret": ("chromtune.cli.interpret", "contribution scores, TF-MoDISco motifs, motif-TF correlation, t-SNE"),
 }

@@ -52,7 +52,7 @@ value) and pivot to (fold, cell type) x row.
 
 import importlib
 
-_EXPORTS = {"build_parser": "command", "main": "command", "FIGURES": "figures", "run_compare": "report",
+_EXPORTS = {"FIGURES": "figures", "run_compare": "report",
             "METRICS": "names", "default_experiment": "runs", "find_sweeps": "runs", "select_sweeps": "runs",
             "paired_wilcoxon": "statistics"}
 

@@ -1,8 +1,8 @@
-"""``python -m chromtune.compare``."""
+"""``python -m chromtune.compare``: the same as ``chromtune compare`` (:mod:`chromtune.cli.compare`)."""
 
 import sys
 
-from chromtune.compare.command import main
+from chromtune.cli.compare import main
 from chromtune.errors import run_cli
 
 sys.exit(run_cli(main))
