@@ -13,7 +13,7 @@ from typing import Sequence
 
 from chromtune.cli import command_parser
 from chromtune.errors import UserError, run_cli
-from chromtune.train.config import PARADIGMS, TEST_MAX_PAIRS, VALID_BINS, VALID_PAIRS, TrainConfig
+from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TEST_MAX_PAIRS, VALID_BINS, VALID_PAIRS, TrainConfig
 
 
 def count_or_all(text: str) -> int:
@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paradigm", default="tune", choices=PARADIGMS, help="stage 2: tune or freeze the trunk")
     p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True,
                    help="stage 2: feed the mean accessibility of the training cell types")
+    p.add_argument("--mean-feature", default="loo", choices=MEAN_FEATURES,
+                   help="stage 2, training pairs: loo = the mean over the other training cell types, never "
+                        "the pair's own label; reference = the mean over all of them, own label included "
+                        "(the reference implementation)")
     p.add_argument("--head", default="simple", choices=HEAD_NAMES, help="stage-2 head")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3 stage 1, 1e-3 stage 2)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: 128 stage 1, 256 stage 2)")
@@ -94,7 +98,8 @@ def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
         seed=args.seed, lr=args.lr or (2e-3 if stage1 else 1e-3),
         batch_size=args.batch_size or (128 if stage1 else 256), epochs=args.epochs,
         batches_per_epoch=args.batches_per_epoch, width=args.width or (1.0 if args.data else 0.25),
-        paradigm=args.paradigm, with_mean=args.with_mean, head=args.head, init=args.init,
+        paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature, head=args.head,
+        init=args.init,
         test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every,
         valid_bins=args.valid_bins, valid_pairs=args.valid_pairs, test_every=args.test_every,
         test_max_pairs=args.test_max_pairs, bf16=args.bf16,

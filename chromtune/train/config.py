@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from chromtune.errors import UserError
 
 PARADIGMS = ("tune", "freeze")
+MEAN_FEATURES = ("loo", "reference")  # stage-2 training pairs' mean input: leave-one-out, or with the own label
 VALID_BINS = 20_000  # stage 1: held-out bins scored each epoch (x every training cell type)
 VALID_PAIRS = 256_000  # stage 2: (bin, validation cell type) pairs each epoch; the reference's 500 x 512
 TEST_MAX_PAIRS = 1_000_000  # test pairs when test_every is 0 (automatic)
@@ -38,6 +39,7 @@ class TrainConfig:
     width: float = 1.0
     paradigm: str = "tune"
     with_mean: bool = True
+    mean_feature: str = "loo"
     head: str = "simple"
     init: str | None = None
     test_chroms: list[str] = field(default_factory=list)
@@ -55,6 +57,8 @@ class TrainConfig:
         checks = [
             (self.stage in (1, 2), f"--stage {self.stage}: choose 1 or 2"),
             (self.paradigm in PARADIGMS, f"--paradigm {self.paradigm!r}: choose {' or '.join(PARADIGMS)}"),
+            (self.mean_feature in MEAN_FEATURES,
+             f"--mean-feature {self.mean_feature!r}: choose {' or '.join(MEAN_FEATURES)}"),
             (self.lr > 0, f"--lr {self.lr}: must be positive"),
             (self.batch_size >= 4, f"--batch-size {self.batch_size}: must be at least 4"),
             (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),

@@ -81,6 +81,21 @@ def _seed_epoch(cfg: TrainConfig, epoch: int, rank: int) -> None:
     torch.manual_seed(int(np.random.SeedSequence([cfg.seed, epoch, rank]).generate_state(1)[0]))
 
 
+def training_mean_feature(mean: torch.Tensor, y: torch.Tensor, n_train: int, leave_one_out: bool) -> torch.Tensor:
+    """The mean-accessibility input of stage-2 training pairs (bin i, training cell type j).
+
+    ``mean`` is the fraction of the T = ``n_train`` training cell types accessible at each pair's
+    bin, which counts the pair's own label ``y``. Leave-one-out gives (sum - y) / (T - 1), the mean
+    over the other training cell types, so the input never contains the label it is trained to
+    predict (at test time the cell type is never among those T). Without it: the reference's
+    ``mean`` as is. The count is rounded back to an integer first, so flipping y leaves the value
+    bit-for-bit unchanged.
+    """
+    if not leave_one_out:
+        return mean
+    return (torch.round(mean.double() * n_train) - y.double()).div(n_train - 1).to(mean.dtype)
+
+
 class _Batches:
     """Turns sampler output into device tensors and a loss for the stage."""
 
@@ -88,7 +103,7 @@ class _Batches:
         ds, fold = task.dataset, task.fold
         sampler_cls = Stage1Sampler if cfg.stage == 1 else Stage2Sampler
         self.sampler = sampler_cls(ds.labels, task.bins.train, fold.train, cfg.batch_size, cfg.seed, rank, world_size)
-        self.cfg, self.ds, self.device = cfg, ds, device
+        self.cfg, self.ds, self.device, self.n_train = cfg, ds, device, len(fold.train)
         if cfg.stage == 2:
             self.expression = torch.as_tensor(ds.expression, device=device)
             self.mean_access = torch.as_tensor(task.mean_access, device=device)
@@ -102,7 +117,9 @@ class _Batches:
                 logits = model(x)
                 return F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").sum(1).mean()
             bins = torch.as_tensor(batch[0], device=self.device)
-            mean = self.mean_access[bins] if self.cfg.with_mean else None
+            mean = None
+            if self.cfg.with_mean:
+                mean = training_mean_feature(self.mean_access[bins], y, self.n_train, self.cfg.mean_feature == "loo")
             logits = model(x, self.expression[torch.as_tensor(batch[1], device=self.device)], mean)
             return F.binary_cross_entropy_with_logits(logits.float(), y)
 
