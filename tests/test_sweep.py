@@ -99,6 +99,7 @@ def test_smoke_sweep_builds_the_run_tree(smoke_sweep):
             assert 0 < metrics[f"test_{name}_auprc"] <= 1 and 0 < metrics[f"test_{name}_auroc"] <= 1
         artifacts = {a.path for a in client.list_artifacts(fold.info.run_id)}
         assert {"metrics.json", "split.tsv", "pr_curves.png"} <= artifacts
+        assert int(fold.data.params["test_pairs"]) > 0 and fold.data.params["test_score_dtype"] == "float16"
     root = next((workdir / "ray_results").iterdir())
     for fold in range(2):
         for stage in (1, 2):
@@ -106,7 +107,7 @@ def test_smoke_sweep_builds_the_run_tree(smoke_sweep):
             assert selected["trials"] == 2 and set(selected["params"]) == {"batch_size", "lr"}
         assert "model" in json.loads((root / f"fold{fold}-test.json").read_text())
     assert "mean" in (root / "summary.csv").read_text()
-    assert "Configuration for experiment" not in log and "test AUPRC" in log
+    assert "Configuration for experiment" not in log and "test AUPRC" in log and "pairs: every" in log
 
 
 @pytest.mark.slow

@@ -20,12 +20,24 @@ from chromtune.storage import fetch
 from chromtune.sweep.plan import SweepPlan, check_storage, concurrent_folds
 from chromtune.sweep.stage import run_stage
 from chromtune.train.config import TrainConfig
+from chromtune.train.evaluate import RESULT_NAMES
 
-RESULT_NAMES = ("model", "mean_baseline", "weighted_mean_baseline")
+
+def evaluate_remotely(plan: SweepPlan, stage2: dict) -> dict:
+    """The selected model's test evaluation as a Ray task with one trial worker's resources (its GPU
+    when trials have one), wherever the cluster has them, instead of in this driver."""
+    import ray
+
+    from chromtune.train.evaluate import evaluate_checkpoint
+
+    args = plan.args
+    task = ray.remote(evaluate_checkpoint).options(num_cpus=args.cpus_per_worker, num_gpus=args.gpus_per_worker,
+                                                   name="chromtune-test-evaluation")
+    return ray.get(task.remote(stage2["config"], plan.storage.uri_of(stage2["checkpoint"], "best.pt")))
 
 
 def evaluate_fold(plan: SweepPlan, tracker, fold: int, fold_run: str, stage2: dict) -> dict:
-    """The one test evaluation of the selected stage-2 model, logged to the fold's run."""
+    """The one test evaluation of the selected stage-2 model (a Ray task), logged to the fold's run."""
     from chromtune.models.checkpoint import load_model
     from chromtune.train.runner import finish_run
 
@@ -35,21 +47,23 @@ def evaluate_fold(plan: SweepPlan, tracker, fold: int, fold_run: str, stage2: di
     out = plan.local / f"fold{fold}-selected"
     out.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig.from_dict(stage2["config"])
-    metrics = finish_run(cfg, fetch(plan.storage.uri_of(stage2["checkpoint"])), out)
+    report = evaluate_remotely(plan, stage2)
+    metrics = finish_run(cfg, fetch(plan.storage.uri_of(stage2["checkpoint"])), out, test=report)
     if plan.storage.is_uri:
         plan.storage.put_folder(out, out.name)
     test = metrics["test"]
     flat = {f"test_{name}_{m}": test[name][m] for name in RESULT_NAMES
             for m in ("auprc", "auroc", "auprc_mean_per_cell", "auroc_mean_per_cell")}
     tracker.log_metrics(fold_run, flat)
-    tracker.log_params(fold_run, {f"selected.{k}": v for k, v in stage2["params"].items()})
+    tracker.log_params(fold_run, {**{f"selected.{k}": v for k, v in stage2["params"].items()},
+                                  **{f"test_{k}": v for k, v in metrics["test_pairs"].items()}})
     tracker.log_artifacts(fold_run, [out / name for name in
                                      ("metrics.json", "split.tsv", "pr_curves.png", "pr_curves.npz", "best.pt")])
     model, _ = load_model(out / "best.pt")
     tracker.log_model(fold_run, FlatInputModel(model), FlatInputModel.example(model))
     tracker.finish(fold_run)
-    result = {"fold": fold, **{name: {"auprc": test[name]["auprc"], "auroc": test[name]["auroc"]}
-                               for name in RESULT_NAMES}}
+    result = {"fold": fold, "test_pairs": metrics["test_pairs"],
+              **{name: {"auprc": test[name]["auprc"], "auroc": test[name]["auroc"]} for name in RESULT_NAMES}}
     plan.storage.write_text(f"fold{fold}-test.json", json.dumps(result, indent=1))
     return result
 
@@ -110,8 +124,10 @@ def run_fold(plan: SweepPlan, fold: int, sweep_run: str) -> dict:
     stage1 = run_stage(plan, tracker, fold, 1, fold_run, None)
     stage2 = run_stage(plan, tracker, fold, 2, fold_run, plan.storage.uri_of(stage1["checkpoint"], "best.pt"))
     result = evaluate_fold(plan, tracker, fold, fold_run, stage2)
+    pairs = result["test_pairs"]
     print(f"[fold {fold}] test AUPRC model {result['model']['auprc']:.4f} | mean baseline "
-          f"{result['mean_baseline']['auprc']:.4f} | RNA-weighted {result['weighted_mean_baseline']['auprc']:.4f}",
+          f"{result['mean_baseline']['auprc']:.4f} | RNA-weighted {result['weighted_mean_baseline']['auprc']:.4f} "
+          f"({pairs['pairs']:,} pairs: every {pairs['every']} of the test bins x {pairs['cells']} cell types)",
           flush=True)
     return result
 
