@@ -15,6 +15,7 @@ import time
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from ray import tune
 
@@ -38,7 +39,13 @@ class Tracker:
         self.tracking_uri, self.experiment_name, self.sweep_key = tracking_uri, experiment, sweep_key
         self.client = MlflowClient(tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        if found is None:
+            try:
+                self.client.create_experiment(experiment)
+            except MlflowException:  # another sweep sharing the store created it just now
+                pass
+            found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = found.experiment_id
 
     def _find(self, key: str):
         runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`chromtune.key` = '{key}'",
@@ -49,7 +56,8 @@ class Tracker:
         """The run for ``key`` (a sweep, fold or stage): reused if it exists, else created."""
         existing = self._find(key)
         if existing:
-            self.client.update_run(existing.info.run_id, status="RUNNING")
+            if existing.info.status != "FINISHED":
+                self.client.update_run(existing.info.run_id, status="RUNNING")
             return existing.info.run_id
         all_tags = {"chromtune.key": key, "chromtune.sweep": self.sweep_key, **tags}
         if parent:
@@ -74,28 +82,48 @@ class Tracker:
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
+    def log_metrics_once(self, run_id: str, metrics: dict) -> None:
+        """Log the metrics ``run_id`` does not hold yet (a resumed sweep redoes the step that logged them)."""
+        held = self.client.get_run(run_id).data.metrics
+        self.log_metrics(run_id, {k: v for k, v in metrics.items() if k not in held})
+
     def set_tags(self, run_id: str, tags: dict) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status)
 
-    def kill_orphans(self) -> int:
-        """Mark this sweep's trial runs still RUNNING (their driver died) as KILLED."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`chromtune.sweep` = '{self.sweep_key}' and tags.`chromtune.level` = 'trial' "
-                          f"and attributes.status = 'RUNNING'", max_results=10_000)
+    def _trial_runs(self, condition: str = ""):
+        query = f"tags.`chromtune.sweep` = '{self.sweep_key}' and tags.`chromtune.level` = 'trial'"
+        return self.client.search_runs([self.experiment_id], filter_string=f"{query} {condition}".strip(),
+                                       max_results=10_000)
+
+    def kill_orphans(self, parent: str | None = None) -> int:
+        """Mark this sweep's trial runs still RUNNING (their driver died or was stopped) as KILLED;
+        only those under the stage run ``parent`` when given."""
+        condition = "and attributes.status = 'RUNNING'" + (f" and tags.`{PARENT_TAG}` = '{parent}'" if parent else "")
+        runs = self._trial_runs(condition)
         for run in runs:
             self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
         return len(runs)
 
-    def finished_trials(self) -> set[str]:
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`chromtune.sweep` = '{self.sweep_key}' and tags.`chromtune.level` = 'trial' "
-                          f"and attributes.status = 'FINISHED'", max_results=10_000)
-        return {run.data.tags.get("chromtune.trial_id") for run in runs}
+    def finished_trials(self, parent: str | None = None) -> set[str]:
+        """Tune trial ids with a FINISHED run (under the stage run ``parent`` when given)."""
+        condition = "and attributes.status = 'FINISHED'" + (f" and tags.`{PARENT_TAG}` = '{parent}'" if parent else "")
+        return {run.data.tags.get("chromtune.trial_id") for run in self._trial_runs(condition)}
+
+    def trial_run_of(self, trial_id: str):
+        """The run an earlier driver made for Tune trial ``trial_id``, if any (FINISHED ones first)."""
+        runs = self._trial_runs(f"and tags.`chromtune.trial_id` = '{trial_id}'")
+        return min(runs, key=lambda run: run.info.status != "FINISHED", default=None)
+
+    def delete_killed_trials(self, parent: str) -> int:
+        """Delete the KILLED trial runs under a stage run that finished: each is a trial an interrupted
+        driver started that its resumed stage ran again under another run (or as another Tune trial)."""
+        runs = self._trial_runs(f"and attributes.status = 'KILLED' and tags.`{PARENT_TAG}` = '{parent}'")
+        for run in runs:
+            self.client.delete_run(run.info.run_id)
+        return len(runs)
 
     def log_artifacts(self, run_id: str, paths: list[str | os.PathLike]) -> None:
         for path in paths:
@@ -125,11 +153,12 @@ class TrialLogger(tune.Callback):
         self._tracker: Tracker | None = None
         self._logged: set[str] | None = None
         self.runs: dict[str, str] = {}
+        self.logged_epoch: dict[str, float] = {}
         self.done, self.best = 0, -math.inf
 
     def __getstate__(self):  # Tune pickles callbacks with its experiment state
         state = dict(self.__dict__)
-        state.update(_tracker=None, _logged=None, runs={})
+        state.update(_tracker=None, _logged=None, runs={}, logged_epoch={})
         return state
 
     @property
@@ -148,23 +177,38 @@ class TrialLogger(tune.Callback):
             self._logged = self.tracker.finished_trials()
         return trial_id in self._logged
 
-    def _trial_run(self, trial_id: str, config: dict) -> str:
-        """A new RUNNING run for a trial, under the stage's run, with its config (not the runtime_ keys)."""
+    def _open_run(self, trial_id: str, config: dict) -> str:
+        """The trial's RUNNING run under the stage's run: the one an interrupted driver left (KILLED or
+        RUNNING; the epochs it holds are not logged again), else a new one with the trial's config
+        (not the runtime_ keys)."""
+        earlier = self.tracker.trial_run_of(trial_id)
+        if earlier is not None:
+            self.tracker.client.update_run(earlier.info.run_id, status="RUNNING")
+            self.logged_epoch[trial_id] = earlier.data.metrics.get("epoch", -math.inf)
+            return earlier.info.run_id
         params = {k: v for k, v in config.items() if not k.startswith("runtime_")}
+        self.logged_epoch[trial_id] = -math.inf
         return self.tracker.trial_run(f"{self.label} trial {trial_id}", self.stage_run,
                                       {**self.tags, "chromtune.trial_id": trial_id}, params)
 
+    def _log_result(self, trial_id: str, result: dict) -> None:
+        """One epoch's metrics, unless an earlier driver logged that epoch already."""
+        epoch = numeric_metrics(result).get("epoch", 0)
+        if epoch <= self.logged_epoch.get(trial_id, -math.inf):
+            return
+        self.logged_epoch[trial_id] = epoch
+        self.tracker.log_metrics(self.runs[trial_id], result, step=int(epoch))
+
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id not in self.runs and not self.already_logged(trial.trial_id):
-            self.runs[trial.trial_id] = self._trial_run(trial.trial_id, trial.config)
+            self.runs[trial.trial_id] = self._open_run(trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.on_trial_start(iteration, trials, trial)
         if trial.trial_id in self.runs:
-            run_id = self.runs[trial.trial_id]
-            self.tracker.log_metrics(run_id, result, step=int(result.get("epoch", 0)))
+            self._log_result(trial.trial_id, result)
             if "node_id" in result:  # the node that trained this epoch (a rescheduled trial moves)
-                self.tracker.set_tags(run_id, {"node_id": result["node_id"]})
+                self.tracker.set_tags(self.runs[trial.trial_id], {"node_id": result["node_id"]})
 
     def _end(self, trial, status: str):
         run_id = self.runs.pop(trial.trial_id, None)
@@ -189,10 +233,11 @@ class TrialLogger(tune.Callback):
         reported = [r for r in results if r.error is None and (r.metrics or {}).get("trial_id")]
         missing = [r for r in reported if r.metrics["trial_id"] not in logged]
         for result in missing:
-            run_id = self._trial_run(result.metrics["trial_id"], result.config)
+            trial_id = result.metrics["trial_id"]
+            self.runs[trial_id] = self._open_run(trial_id, result.config)
             for row in result.metrics_dataframe.to_dict("records"):  # a trial_id means one result at least
-                self.tracker.log_metrics(run_id, row, step=int(numeric_metrics(row).get("epoch", 0)))
-            self.tracker.finish(run_id)
+                self._log_result(trial_id, row)
+            self.tracker.finish(self.runs.pop(trial_id))
         return len(missing)
 
     def on_trial_error(self, iteration, trials, trial, **info):

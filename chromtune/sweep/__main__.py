@@ -21,14 +21,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from chromtune.errors import run_cli
 from chromtune.models import ARCHITECTURES
-from chromtune.sweep.plan import check_storage, plan_sweep
+from chromtune.sweep.plan import plan_sweep
 from chromtune.train.config import PARADIGMS
 
 
@@ -59,48 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)")
     p.add_argument("--experiment", help="MLflow experiment (default: chromtune-<data set name>)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the sweep whose driver died")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep after a stop (Ctrl-C, a killed driver, a lost node): exactly the planned "
+                        "grid, no finished trial trained again")
+    p.add_argument("--force", action="store_true",
+                   help="take the sweep over from a driver that looks alive (its lease is fresh); that driver stops")
     p.add_argument("--smoke-test", action="store_true", help="the same path shrunk to a couple of minutes")
     return p
 
 
-def quiet_libraries() -> None:
-    """Concise progress: our own lines, not Tune's tables, Optuna's study notes or sync warnings."""
-    import logging
-
-    import optuna
-
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for name in ("ray.tune", "ray.train", "ray.air"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from chromtune.sweep.fold import run_sweep
+    from chromtune.sweep.driver import run_sweeps
+    from chromtune.sweep.signals import quiet_libraries
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     quiet_libraries()
     plans = [plan_sweep(argparse.Namespace(**{**vars(args), "arch": arch, "paradigm": paradigm}))
              for arch in dict.fromkeys(args.arch) for paradigm in dict.fromkeys(args.paradigm)]
-    for plan in plans:
-        check_storage(plan)
-    for plan in plans:
-        print(f"sweep {plan.key}: {args.folds} folds x 2 stages, {plan.spaces[1].num_samples} + "
-              f"{plan.spaces[2].num_samples} trials per fold; storage {plan.storage.uri}; MLflow {plan.tracking_uri} "
-              f"experiment {plan.experiment}", flush=True)
-        table = run_sweep(plan)
-        print(f"\n{plan.key}: test AUPRC / AUROC on held-out cell types (model and baselines on the same pairs):")
-        print(table.to_string())
-    if len(plans) > 1:
-        from chromtune.compare import run_compare
-
-        report = run_compare(plans[0].tracking_uri, plans[0].experiment, Path("comparison") / plans[0].experiment,
-                             sweeps=[plan.key for plan in plans])
-        print(f"\ncomparison of {len(plans)} sweeps: {', '.join(str(f) for f in report['files'])}")
-    return 0
+    return run_sweeps(plans, argv)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,25 @@
-"""The fold driver: each fold's two stages and its one test evaluation, and the sweep over folds."""
+"""The fold driver: a fold's two stages and its one test evaluation; a fold in a process of its own."""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import os
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+import signal
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.fs as pafs
 
-from chromtune.atomic import write_text
 from chromtune.models.flat_input import FlatInputModel
 from chromtune.storage import fetch
-from chromtune.sweep.plan import SweepPlan, check_storage, concurrent_folds
+from chromtune.sweep.plan import SweepPlan
+from chromtune.sweep.signals import STOP, Interrupted
 from chromtune.sweep.stage import run_stage
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import RESULT_NAMES
+
+FOLD_METRICS = ("auprc", "auroc", "auprc_mean_per_cell", "auroc_mean_per_cell")
+MODEL_LOGGED = "chromtune.model_logged"
 
 
 def evaluate_remotely(plan: SweepPlan, stage2: dict) -> dict:
@@ -37,35 +36,51 @@ def evaluate_remotely(plan: SweepPlan, stage2: dict) -> dict:
 
 
 def evaluate_fold(plan: SweepPlan, tracker, fold: int, fold_run: str, stage2: dict) -> dict:
-    """The one test evaluation of the selected stage-2 model (a Ray task), logged to the fold's run."""
-    from chromtune.models.checkpoint import load_model
+    """The one test evaluation of the selected stage-2 model (a Ray task; kept as ``foldK-test.json``
+    once computed), then its record in the fold's run, which a resumed sweep completes."""
     from chromtune.train.runner import finish_run
 
-    done = plan.storage.read_text(f"fold{fold}-test.json")
-    if done is not None:
-        return json.loads(done)
     out = plan.local / f"fold{fold}-selected"
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig.from_dict(stage2["config"])
-    report = evaluate_remotely(plan, stage2)
-    metrics = finish_run(cfg, fetch(plan.storage.uri_of(stage2["checkpoint"])), out, test=report)
-    if plan.storage.is_uri:
-        plan.storage.put_folder(out, out.name)
-    test = metrics["test"]
-    flat = {f"test_{name}_{m}": test[name][m] for name in RESULT_NAMES
-            for m in ("auprc", "auroc", "auprc_mean_per_cell", "auroc_mean_per_cell")}
-    tracker.log_metrics(fold_run, flat)
+    done = plan.storage.read_text(f"fold{fold}-test.json")
+    if done is None:
+        STOP.check(f"fold {fold} test evaluation (not started)")
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = TrainConfig.from_dict(stage2["config"])
+        report = evaluate_remotely(plan, stage2)
+        metrics = finish_run(cfg, fetch(plan.storage.uri_of(stage2["checkpoint"])), out, test=report)
+        if plan.storage.is_uri:
+            plan.storage.put_folder(out, out.name)
+        test = metrics["test"]
+        result = {"fold": fold, "test_pairs": metrics["test_pairs"],
+                  **{name: {m: test[name][m] for m in FOLD_METRICS} for name in RESULT_NAMES}}
+        plan.storage.write_text(f"fold{fold}-test.json", json.dumps(result, indent=1))
+    else:
+        result = json.loads(done)
+        if not out.exists() and plan.storage.is_uri:  # resumed on another machine
+            out = fetch(plan.storage.uri_of(out.name))
+    record_fold(tracker, fold_run, result, stage2, out)
+    return result
+
+
+def record_fold(tracker, fold_run: str, result: dict, stage2: dict, out: Path) -> None:
+    """The fold's test metrics, selected parameters, files and model in its run, then FINISHED.
+    Each step is skipped or harmless when an interrupted driver did it already."""
+    from chromtune.models.checkpoint import load_model
+
+    run = tracker.client.get_run(fold_run)
+    if run.info.status == "FINISHED":
+        return
+    tracker.log_metrics_once(fold_run, {f"test_{name}_{m}": result[name][m] for name in RESULT_NAMES
+                                        for m in FOLD_METRICS if m in result[name]})
     tracker.log_params(fold_run, {**{f"selected.{k}": v for k, v in stage2["params"].items()},
-                                  **{f"test_{k}": v for k, v in metrics["test_pairs"].items()}})
+                                  **{f"test_{k}": v for k, v in result.get("test_pairs", {}).items()}})
     tracker.log_artifacts(fold_run, [out / name for name in
                                      ("metrics.json", "split.tsv", "pr_curves.png", "pr_curves.npz", "best.pt")])
-    model, _ = load_model(out / "best.pt")
-    tracker.log_model(fold_run, FlatInputModel(model), FlatInputModel.example(model))
+    if MODEL_LOGGED not in run.data.tags:
+        model, _ = load_model(out / "best.pt")
+        tracker.log_model(fold_run, FlatInputModel(model), FlatInputModel.example(model))
+        tracker.set_tags(fold_run, {MODEL_LOGGED: "true"})
     tracker.finish(fold_run)
-    result = {"fold": fold, "test_pairs": metrics["test_pairs"],
-              **{name: {"auprc": test[name]["auprc"], "auroc": test[name]["auroc"]} for name in RESULT_NAMES}}
-    plan.storage.write_text(f"fold{fold}-test.json", json.dumps(result, indent=1))
-    return result
 
 
 def summary_table(results: list[dict]) -> pd.DataFrame:
@@ -91,29 +106,9 @@ def share_data_file(plan: SweepPlan) -> str:
     return plan.storage.uri_of(target)
 
 
-def _serialise_tune_registry() -> None:
-    """Let Tuners start in several threads: Tune's trainable registry (one dict per process, which
-    every ``Tuner.fit`` writes and flushes) is not thread-safe in Ray 2.60, so guard it by a lock."""
-    from ray.tune import registry
-
-    if getattr(registry._Registry, "_chromtune_lock", None):
-        return
-    lock = threading.RLock()
-    for name in ("register", "flush_values"):
-        method = getattr(registry._Registry, name)
-        setattr(registry._Registry, name, functools.wraps(method)(
-            lambda self, *a, _method=method, **k: _locked(lock, _method, self, *a, **k)))
-    registry._Registry._chromtune_lock = lock
-
-
-def _locked(lock, method, *args, **kwargs):
-    with lock:
-        return method(*args, **kwargs)
-
-
 def run_fold(plan: SweepPlan, fold: int, sweep_run: str) -> dict:
     """One fold: stage-1 search, stage-2 search from its best checkpoint, the test evaluation.
-    Folds may run in threads at once (Tune runs in non-main threads); each has its own MLflow client."""
+    A stop ends the fold's run KILLED (``--resume`` reopens it)."""
     from chromtune.tracking import Tracker
 
     args = plan.args
@@ -121,9 +116,13 @@ def run_fold(plan: SweepPlan, fold: int, sweep_run: str) -> dict:
     fold_tags = {"chromtune.level": "fold", "arch": args.arch, "fold": fold, "stage": 2,
                  "paradigm": args.paradigm, "mean": args.with_mean}
     fold_run = tracker.hierarchy_run(f"{plan.key}/fold{fold}", f"fold {fold}", sweep_run, fold_tags)
-    stage1 = run_stage(plan, tracker, fold, 1, fold_run, None)
-    stage2 = run_stage(plan, tracker, fold, 2, fold_run, plan.storage.uri_of(stage1["checkpoint"], "best.pt"))
-    result = evaluate_fold(plan, tracker, fold, fold_run, stage2)
+    try:
+        stage1 = run_stage(plan, tracker, fold, 1, fold_run, None)
+        stage2 = run_stage(plan, tracker, fold, 2, fold_run, plan.storage.uri_of(stage1["checkpoint"], "best.pt"))
+        result = evaluate_fold(plan, tracker, fold, fold_run, stage2)
+    except Interrupted:
+        tracker.finish(fold_run, "KILLED")
+        raise
     pairs = result["test_pairs"]
     print(f"[fold {fold}] test AUPRC model {result['model']['auprc']:.4f} | mean baseline "
           f"{result['mean_baseline']['auprc']:.4f} | RNA-weighted {result['weighted_mean_baseline']['auprc']:.4f} "
@@ -132,53 +131,37 @@ def run_fold(plan: SweepPlan, fold: int, sweep_run: str) -> dict:
     return result
 
 
-def run_sweep(plan: SweepPlan) -> pd.DataFrame:
-    from chromtune.data.shared import release_shared
-    from chromtune.ray_runtime import check_resources, check_shared_storage, is_multi_node, start_ray
-    from chromtune.tracking import Tracker
+def fold_process(plan: SweepPlan, fold: int, sweep_run: str, address: str, driver_pid: int) -> None:
+    """A fold in a process of its own (folds at once; spawned by the driver): its Tune experiments
+    run in this process's main thread, as Tune requires for its state and its stop signal. The
+    driver forwards a stop as SIGTERM (SIGINT from a terminal is left to the driver); exit status
+    130 says the fold stopped resumably."""
+    import sys
 
-    args = plan.args
-    check_storage(plan)
-    start_ray(args.address)
-    check_resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker)
-    check_shared_storage(plan.storage)
-    plan.storage.fs.create_dir(plan.storage.root, recursive=True)
-    plan.local.mkdir(parents=True, exist_ok=True)
-    if plan.storage.is_uri and is_multi_node():
-        plan.base["data"] = share_data_file(plan)
-    tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
-    if args.resume:
-        killed = tracker.kill_orphans()
-        print(f"resuming {plan.key}: {killed} orphaned trial run(s) marked KILLED", flush=True)
-    tags = {"chromtune.level": "sweep", "arch": args.arch, "paradigm": args.paradigm, "mean": args.with_mean}
-    sweep_run = tracker.hierarchy_run(plan.key, f"sweep {plan.key}", None, tags,
-                                      {**{k: v for k, v in plan.base.items() if k != "data"}, "data": plan.data,
-                                       "stage1_space": args.stage1_space, "stage2_space": args.stage2_space,
-                                       "smoke_test": args.smoke_test})
-    started = time.time()
-    at_once = concurrent_folds(plan)
-    if at_once == 1:
-        results = [run_fold(plan, fold, sweep_run) for fold in range(args.folds)]
-    else:
-        print(f"{at_once} folds at a time", flush=True)
-        _serialise_tune_registry()
-        with ThreadPoolExecutor(at_once, thread_name_prefix="fold") as pool:
-            results = list(pool.map(lambda fold: run_fold(plan, fold, sweep_run), range(args.folds)))
-    table = summary_table(results)
-    summary = {"summary.csv": table.to_csv(),
-               "summary.md": table.to_markdown() if _has_tabulate() else table.to_string()}
-    for name, text in summary.items():
-        write_text(plan.local / name, text)
-        if plan.storage.is_uri:
-            plan.storage.write_text(name, text)
-    tracker.log_artifacts(sweep_run, [plan.local / name for name in summary])
-    tracker.log_metrics(sweep_run, {"wall_time_s": time.time() - started,
-                                    **{f"mean_test_{n}_auprc": table.loc["mean", f"{n} AUPRC"] for n in RESULT_NAMES}})
-    tracker.finish(sweep_run)
-    release_shared(plan.base["data"])
-    return table
+    import ray
+
+    from chromtune.sweep.signals import EXIT_INTERRUPTED, quiet_libraries
+
+    _die_with(driver_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    STOP.install(resume_hint="", signals=(signal.SIGTERM,))
+    quiet_libraries()
+    ray.init(address=address, log_to_driver=False)
+    try:
+        run_fold(plan, fold, sweep_run)
+    except Interrupted as stop:
+        print(f"[fold {fold}] stopped: {stop}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
-def _has_tabulate() -> bool:
-    """pandas' to_markdown needs the optional package tabulate."""
-    return importlib.util.find_spec("tabulate") is not None
+def _die_with(driver_pid: int) -> None:
+    """End this process when the driver dies, even by SIGKILL (Linux; elsewhere a fold outlives a
+    killed driver until its Ray connection drops)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != driver_pid:  # the driver died before prctl took effect
+        os._exit(1)

@@ -7,10 +7,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.fs as pafs
+
 from chromtune.errors import UserError
 from chromtune.models import ARCHITECTURES
 from chromtune.search_space import SearchSpace, load_search_space
 from chromtune.storage import Storage
+from chromtune.sweep.lease import LEASE_NAME
 
 
 
@@ -94,9 +97,25 @@ def concurrent_folds(plan: SweepPlan) -> int:
     return int(max(1, min(args.folds, _trial_slots(plan) // per_fold)))
 
 
+DONE_MARKER = "done.json"
+
+
+def holds_sweep(plan: SweepPlan) -> bool:
+    """Whether the sweep's storage holds anything of it besides a driver's lease."""
+    if not plan.storage.exists():
+        return False
+    found = plan.storage.fs.get_file_info(pafs.FileSelector(plan.storage.root, recursive=False))
+    return any(info.base_name != LEASE_NAME for info in found)
+
+
+def is_finished(plan: SweepPlan) -> bool:
+    """The sweep ran to its end (its last step writes DONE_MARKER)."""
+    return plan.storage.exists(DONE_MARKER)
+
+
 def check_storage(plan: SweepPlan) -> None:
     """A new sweep needs an empty place; ``--resume`` needs a sweep to continue."""
-    exists = not plan.storage.is_empty()
+    exists = holds_sweep(plan)
     if exists and not plan.args.resume:
         raise UserError(f"--storage: {plan.storage.uri} holds this sweep already; pass --resume to continue it, "
                         f"or choose another --storage or --seed")

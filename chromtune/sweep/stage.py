@@ -9,6 +9,7 @@ import pyarrow.fs as pafs
 import torch
 
 from chromtune.storage import Storage
+from chromtune.sweep.signals import STOP, Interrupted, StopTune
 from chromtune.sweep.plan import SweepPlan, concurrency
 from chromtune.train.config import TrainConfig
 from chromtune.train.sessions import TuneSession
@@ -53,6 +54,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     if done is not None:
         return json.loads(done)
     label = f"fold {fold} stage {stage}"
+    STOP.check(f"{label} (not started)")
     tags = {"chromtune.level": "stage", "arch": args.arch, "fold": fold, "stage": stage,
             "paradigm": args.paradigm, "mean": args.with_mean}
     stage_run = tracker.hierarchy_run(f"{plan.key}/{name}", label, parent_run, tags,
@@ -83,15 +85,21 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
                                         max_concurrent_trials=concurrency(plan, space.num_samples), reuse_actors=False),
-            run_config=tune.RunConfig(name=name, storage_path=plan.storage.uri_of(), verbose=0, callbacks=[logger],
+            run_config=tune.RunConfig(name=name, storage_path=plan.storage.uri_of(), verbose=0, callbacks=[logger, StopTune()],
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
     results = tuner.fit()
+    if STOP.tune_stopped:  # Tune saved its state and stopped the running trials: resumable, not selectable
+        tracker.kill_orphans(parent=stage_run)
+        tracker.finish(stage_run, "KILLED")
+        finished = len(tracker.finished_trials(parent=stage_run))
+        raise Interrupted(f"{label} ({finished} of {space.num_samples} trials finished)")
     recorded = logger.record_unlogged(results)
     if recorded:
         print(f"[{label}] {recorded} finished trial(s) had no FINISHED MLflow run; recorded from Tune's results",
               flush=True)
+    tracker.delete_killed_trials(stage_run)
     finished = [r for r in results if r.error is None and _has_checkpoint(r)]
     if not finished:
         raise RuntimeError(f"{label}: every trial failed; see {path}")
@@ -104,7 +112,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     choice = {"config": {k: v for k, v in best.config.items() if not k.startswith("runtime_")},
               "params": {k: best.config[k] for k in space.params}, "best_valid_auprc": best.metrics["best_valid_auprc"],
               "checkpoint": selected, "trials": len(results)}
-    tracker.log_metrics(stage_run, {"best_valid_auprc": choice["best_valid_auprc"]})
+    tracker.log_metrics_once(stage_run, {"best_valid_auprc": choice["best_valid_auprc"]})
     tracker.set_tags(stage_run, {f"selected.{k}": v for k, v in choice["params"].items()})
     tracker.finish(stage_run)
     print(f"[{label}] selected {choice['params']} valid_auprc={choice['best_valid_auprc']:.4f}", flush=True)

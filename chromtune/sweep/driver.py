@@ -1,0 +1,185 @@
+"""The sweep driver: one sweep per (--arch, --paradigm), each from its start or ``--resume`` to its end.
+
+Order: plans validated -> finished sweeps named and left alone -> every sweep's lease taken (one
+driver per sweep) -> storage checked -> the MLflow store created -> signals installed -> Ray ->
+the folds (one after another in this process, or several at once, each in a process of its own)
+-> the summary, and ``done.json``, the sweep's last write.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from chromtune.atomic import write_text
+from chromtune.sweep.fold import RESULT_NAMES, fold_process, run_fold, share_data_file, summary_table
+from chromtune.sweep.lease import Lease
+from chromtune.sweep.plan import DONE_MARKER, SweepPlan, check_storage, concurrent_folds, is_finished
+from chromtune.sweep.signals import EXIT_INTERRUPTED, STOP, Interrupted
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that continues this call: the same flags, with --resume (and without --force)."""
+    prog = "chromtune sweep" if Path(sys.argv[0]).name == "chromtune" else "python -m chromtune.sweep"
+    flags = [a for a in argv if a != "--force"]
+    return " ".join([prog, shlex.join(flags + ([] if "--resume" in flags else ["--resume"]))]).strip()
+
+
+def prepare_store(tracking_uri: str) -> None:
+    """Create an sqlite MLflow store's schema under a file lock, so sweeps started together never
+    race on it (the loser of that race died on MLflow's table creation)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    import fcntl
+
+    from mlflow.tracking import MlflowClient
+
+    path = Path(tracking_uri[len("sqlite:///"):]).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        MlflowClient(tracking_uri).search_experiments(max_results=1)
+
+
+def run_folds(plan: SweepPlan, sweep_run: str) -> list[dict]:
+    """Every fold: in this process one after another, or ``concurrent_folds`` at once, each in a
+    process of its own (Tune runs one experiment per process, in its main thread)."""
+    at_once = concurrent_folds(plan)
+    if at_once == 1:
+        return [run_fold(plan, fold, sweep_run) for fold in range(plan.args.folds)]
+    import multiprocessing
+
+    import ray
+
+    print(f"{at_once} folds at a time, each in a process of its own", flush=True)
+    context = multiprocessing.get_context("spawn")
+    address = ray.get_runtime_context().gcs_address
+    waiting, running, stopped, failed = list(range(plan.args.folds)), {}, [], []
+    STOP.on_exit.append(lambda: [proc.kill() for proc in running.values()])
+    forwarded = False
+    while running or (waiting and not STOP.requested):
+        while waiting and len(running) < at_once and not STOP.requested:
+            fold = waiting.pop(0)
+            running[fold] = context.Process(target=fold_process, args=(plan, fold, sweep_run, address, os.getpid()),
+                                            name=f"chromtune-fold{fold}")
+            running[fold].start()
+        if STOP.requested and not forwarded:
+            for proc in running.values():
+                proc.terminate()  # SIGTERM: the fold stops as the driver would
+            forwarded = True
+        for fold, proc in list(running.items()):
+            proc.join(timeout=0.2)
+            if proc.exitcode is not None:
+                del running[fold]
+                (stopped if proc.exitcode == EXIT_INTERRUPTED else failed if proc.exitcode else []).append(fold)
+    if failed:
+        raise RuntimeError(f"fold(s) {', '.join(map(str, failed))} failed; see their lines above")
+    if stopped or waiting:
+        raise Interrupted(f"fold(s) {', '.join(map(str, sorted(stopped + waiting)))} not finished")
+    return [json.loads(plan.storage.read_text(f"fold{fold}-test.json")) for fold in range(plan.args.folds)]
+
+
+def run_sweep(plan: SweepPlan) -> pd.DataFrame:
+    from chromtune.data.shared import release_shared
+    from chromtune.ray_runtime import check_resources, check_shared_storage, is_multi_node, start_ray
+    from chromtune.tracking import Tracker
+
+    args = plan.args
+    start_ray(args.address)
+    check_resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker)
+    check_shared_storage(plan.storage)
+    plan.storage.fs.create_dir(plan.storage.root, recursive=True)
+    plan.local.mkdir(parents=True, exist_ok=True)
+    if plan.storage.is_uri and is_multi_node():
+        plan.base["data"] = share_data_file(plan)
+    tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
+    if args.resume:
+        killed = tracker.kill_orphans()
+        print(f"resuming {plan.key}: {killed} orphaned trial run(s) marked KILLED", flush=True)
+    tags = {"chromtune.level": "sweep", "arch": args.arch, "paradigm": args.paradigm, "mean": args.with_mean}
+    sweep_run = tracker.hierarchy_run(plan.key, f"sweep {plan.key}", None, tags,
+                                      {**{k: v for k, v in plan.base.items() if k != "data"}, "data": plan.data,
+                                       "stage1_space": args.stage1_space, "stage2_space": args.stage2_space,
+                                       "smoke_test": args.smoke_test})
+    started = time.time()
+    try:
+        results = run_folds(plan, sweep_run)
+    except Interrupted:
+        tracker.finish(sweep_run, "KILLED")
+        raise
+    table = summary_table(results)
+    summary = {"summary.csv": table.to_csv(),
+               "summary.md": table.to_markdown() if _has_tabulate() else table.to_string()}
+    for name, text in summary.items():
+        write_text(plan.local / name, text)
+        if plan.storage.is_uri:
+            plan.storage.write_text(name, text)
+    tracker.log_artifacts(sweep_run, [plan.local / name for name in summary])
+    tracker.log_metrics_once(sweep_run, {"wall_time_s": time.time() - started,
+                                         **{f"mean_test_{n}_auprc": table.loc["mean", f"{n} AUPRC"]
+                                            for n in RESULT_NAMES}})
+    tracker.finish(sweep_run)
+    release_shared(plan.base["data"])
+    plan.storage.write_text(DONE_MARKER, json.dumps({"sweep_run": sweep_run, "finished": time.time()}))
+    return table
+
+
+def _has_tabulate() -> bool:
+    """pandas' to_markdown needs the optional package tabulate."""
+    return importlib.util.find_spec("tabulate") is not None
+
+
+def run_sweeps(plans: list[SweepPlan], argv: list[str]) -> int:
+    """Every plan's sweep, then their comparison; 130 after a stop (one line saying how to continue)."""
+    args = plans[0].args
+    hint = resume_command(argv)
+    todo = []
+    for plan in plans:
+        if args.resume and is_finished(plan):
+            print(f"sweep {plan.key} finished already; nothing to resume ({plan.storage.uri})", flush=True)
+        else:
+            todo.append(plan)
+    leases: list[Lease] = []
+    STOP.on_exit.append(lambda: [lease.release() for lease in leases])
+    current = None
+    try:
+        for plan in todo:
+            leases.append(Lease(plan.storage, " ".join(["chromtune sweep", *argv]),
+                                on_lost=lambda who: STOP.request(f"another driver took the sweep over: {who}")))
+            leases[-1].acquire(args.resume, args.force)
+        for plan in todo:
+            check_storage(plan)
+        if todo:
+            prepare_store(plans[0].tracking_uri)
+        STOP.install(hint)
+        for plan in todo:
+            current = plan
+            STOP.check(f"sweep {plan.key} (not started)")
+            print(f"sweep {plan.key}: {args.folds} folds x 2 stages, {plan.spaces[1].num_samples} + "
+                  f"{plan.spaces[2].num_samples} trials per fold; storage {plan.storage.uri}; MLflow "
+                  f"{plan.tracking_uri} experiment {plan.experiment}", flush=True)
+            table = run_sweep(plan)
+            print(f"\n{plan.key}: test AUPRC / AUROC on held-out cell types (model and baselines on the same pairs):")
+            print(table.to_string())
+    except Interrupted as stop:
+        why = f" ({STOP.reason})" if STOP.reason.startswith("another driver") else ""
+        print(f"chromtune: interrupted{why}: sweep {current.key}: {stop}; continue with: {hint}",
+              file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    finally:
+        for lease in leases:
+            lease.release()
+    if len(plans) > 1 and todo:
+        from chromtune.compare import run_compare
+
+        report = run_compare(plans[0].tracking_uri, plans[0].experiment, Path("comparison") / plans[0].experiment,
+                             sweeps=[plan.key for plan in plans])
+        print(f"\ncomparison of {len(plans)} sweeps: {', '.join(str(f) for f in report['files'])}")
+    return 0

@@ -1,0 +1,115 @@
+"""Stopping a sweep: SIGINT (Ctrl-C) or SIGTERM ends it cleanly and resumably; a second one at once.
+
+The first signal only sets :data:`STOP`. The sweep checks it between steps (before a stage, before
+a fold's test evaluation), and inside a running Tune experiment :class:`StopTune` (a callback,
+so it runs in Tune's own loop) hands it to Tune as SIGUSR1 — the signal Tune documents for
+ending a run gracefully: it saves its experiment state, stops the running trials (each keeps
+its last epoch checkpoint) and returns. The sweep then raises :class:`Interrupted` instead of
+selecting a winner, so the stage is neither selected nor marked done and no later stage starts.
+
+A second signal exits at once (status 130) after ``on_exit`` hooks that must not wait (the lease
+is released, fold processes are killed); what is on disk is then what a killed driver leaves,
+which ``--resume`` handles.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Callable
+
+from ray import tune
+
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    """The sweep stopped on a signal; the message says what was interrupted."""
+
+
+class StopRequest:
+    """Whether a stop was asked for, and what runs on an immediate exit."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.tune_stopped = False  # set when a running Tune experiment was told to stop
+        self.reason = ""
+        self.on_exit: list[Callable[[], None]] = []
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+    def request(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        self.event.set()
+
+    def check(self, what: str) -> None:
+        """Raise :class:`Interrupted` before starting ``what`` if a stop was asked for."""
+        if self.requested:
+            raise Interrupted(what)
+
+    def install(self, resume_hint: str, signals=(signal.SIGINT, signal.SIGTERM)) -> None:
+        """Handle ``signals`` in this (main) thread; Tune must not take SIGINT over."""
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        self.resume_hint = resume_hint
+        for sig in signals:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if not self.requested:  # the one line comes when the sweep has stopped
+            self.request(name)
+            return
+        for hook in self.on_exit:
+            try:
+                hook()
+            except Exception:  # exiting at once: nothing may hold this up
+                pass
+        if self.resume_hint:
+            print(f"chromtune: interrupted at once; continue with: {self.resume_hint}", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
+
+
+STOP = StopRequest()
+
+
+class StopTune(tune.Callback):
+    """Ends the running Tune experiment gracefully once :data:`STOP` is set (from Tune's loop,
+    where Tune's SIGUSR1 handler is installed)."""
+
+    def __init__(self):
+        self.sent = False
+
+    def on_step_begin(self, iteration, trials, **info):
+        if STOP.requested and not self.sent and signal.getsignal(signal.SIGUSR1) not in (
+                signal.SIG_DFL, signal.SIG_IGN, None):
+            self.sent = STOP.tune_stopped = True
+            signal.raise_signal(signal.SIGUSR1)
+
+
+class _HideTuneStopHints(logging.Filter):
+    """Tune's own stop notes name ``Tuner.restore(...)``, the wrong instruction for this tool
+    (``--resume`` is the right one, and the sweep prints it)."""
+
+    HIDDEN = ("Stop signal received", "Tuner.restore", "Trials did not complete")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in record.getMessage() for text in self.HIDDEN)
+
+
+def quiet_libraries() -> None:
+    """Concise progress: our own lines, not Tune's tables, Optuna's study notes, sync warnings or
+    Tune's stop hints."""
+    import optuna
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray.tune.tune").addFilter(_HideTuneStopHints())
