@@ -191,7 +191,7 @@ def shell_commands(text: str) -> list[str]:
 
 def sweep_invocation(commands: list[str]) -> tuple[str, dict]:
     """The storage exported in ``commands`` and the parsed flags of the sweep they submit."""
-    from chromtune.sweep.__main__ import build_parser
+    from chromtune.cli.sweep import build_parser
 
     exports = [shlex.split(c, comments=True)[1] for c in commands if c.startswith("export CHROMTUNE_STORAGE=")]
     assert exports, "no `export CHROMTUNE_STORAGE=...` line"

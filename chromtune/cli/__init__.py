@@ -24,7 +24,7 @@ COMMANDS = {
     "inspect": ("chromtune.cli.inspect", "summarise a data set file"),
     "demo": ("chromtune.cli.demo", "write the embedded demo data set"),
     "train": ("chromtune.cli.train", "train one stage of one fold (Ray Train)"),
-    "sweep": ("chromtune.sweep.__main__", "the full protocol: folds x stages on Ray Tune + Optuna, tracked in MLflow"),
+    "sweep": ("chromtune.cli.sweep", "the full protocol: folds x stages on Ray Tune + Optuna, tracked in MLflow"),
     "compare": ("chromtune.cli.compare", "tested comparison of finished sweeps: tables, figures, report"),
     "predict": ("chromtune.predict", "accessibility of every bin in cell types that have only expression"),
     "interpret": ("chromtune.cli.interpret", "contribution scores, TF-MoDISco motifs, motif-TF correlation, t-SNE"),

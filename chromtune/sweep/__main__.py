@@ -1,82 +1,9 @@
-"""``python -m chromtune.sweep``: the paper's protocol on Ray Tune + Optuna, tracked in MLflow.
+"""``python -m chromtune.sweep``: the same as ``chromtune sweep`` (:mod:`chromtune.cli.sweep`)."""
 
-For every fold: a stage-1 search (Optuna over the stage-1 space) -> the best stage-1 checkpoint
-by its validation metric -> a stage-2 search initialised from it -> the best stage-2 trial by
-validation AUPRC -> one evaluation on the fold's test cell types, beside both baselines on the
-same pairs. Each (fold, stage) is one Tune experiment under STORAGE/SWEEP/ (STORAGE: a folder, or an
-s3:// / gs:// / file:// location every node of a cluster reaches); a finished one leaves
-``foldK-stageS.json``, so ``--resume`` skips it, and an unfinished one is restored from Tune's
-experiment state (finished trials are not rerun, unfinished ones continue from their checkpoints).
-
-Examples:
-  python -m chromtune.sweep --arch resnet --folds 5              # the embedded demo data set
-  python -m chromtune.sweep --arch basset --folds 5 --smoke-test # the same path, shrunk (CI)
-  python -m chromtune.sweep --data data.h5 --arch resnet --folds 5 --workers-per-trial 2 \\
-      --gpus-per-worker 1 --address auto --storage s3://bucket/chromtune
-  python -m chromtune.sweep --arch resnet --folds 5 --resume     # after the driver died
-  python -m chromtune.sweep --arch basset resnet --paradigm tune freeze  # four sweeps, then compared
-  mlflow ui                                                       # then open the runs
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-from typing import Sequence
 
+from chromtune.cli.sweep import main
 from chromtune.errors import run_cli
-from chromtune.models import ARCHITECTURES
-from chromtune.sweep.plan import plan_sweep
-from chromtune.train.config import PARADIGMS
 
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chromtune sweep", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", nargs="+", default=["resnet"],
-                   help=f"architecture(s): {', '.join(ARCHITECTURES)}; several are swept one after another "
-                        "and compared at the end")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--data", help="data set file (default: the embedded demo data set)")
-    p.add_argument("--stage1-space", default="stage1", help="search-space YAML file, or a shipped space's name")
-    p.add_argument("--stage2-space", default="stage2", help="search-space YAML file, or a shipped space's name")
-    p.add_argument("--paradigm", nargs="+", default=["tune"], choices=PARADIGMS,
-                   help="stage-2 paradigm(s): tune or freeze the trunk; several are compared at the end")
-    p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; demo 0.25)")
-    p.add_argument("--workers-per-trial", type=int, default=0,
-                   help="Ray Train workers per trial (DDP); 0 trains inside the trial's own process")
-    p.add_argument("--gpus-per-worker", type=float, default=0)
-    p.add_argument("--cpus-per-worker", type=float, default=1)
-    p.add_argument("--max-concurrent-trials", type=int, default=0, help="0: as many as the cluster fits")
-    p.add_argument("--concurrent-folds", type=int, default=0,
-                   help="folds at once; 0: as many as the cluster fits with room for a whole stage each")
-    p.add_argument("--address", help="Ray cluster address (default: a private local Ray)")
-    p.add_argument("--storage", default="ray_results", help="Tune/Train storage: a folder (one machine), or s3://, gs:// or file:// on a "
-                   "filesystem every node mounts (a cluster)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)")
-    p.add_argument("--experiment", help="MLflow experiment (default: chromtune-<data set name>)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true",
-                   help="continue the sweep after a stop (Ctrl-C, a killed driver, a lost node): exactly the planned "
-                        "grid, no finished trial trained again")
-    p.add_argument("--force", action="store_true",
-                   help="take the sweep over from a driver that looks alive (its lease is fresh); that driver stops")
-    p.add_argument("--smoke-test", action="store_true", help="the same path shrunk to a couple of minutes")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from chromtune.sweep.driver import run_sweeps
-    from chromtune.sweep.signals import quiet_libraries
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    quiet_libraries()
-    plans = [plan_sweep(argparse.Namespace(**{**vars(args), "arch": arch, "paradigm": paradigm}))
-             for arch in dict.fromkeys(args.arch) for paradigm in dict.fromkeys(args.paradigm)]
-    return run_sweeps(plans, argv)
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # fold processes import this module by name and must not run it
     sys.exit(run_cli(main))

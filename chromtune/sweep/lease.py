@@ -92,10 +92,16 @@ class Lease:
             handle.write(self._record())
         return True
 
-    def _take_over(self) -> bool:
-        self._write()
-        time.sleep(SETTLE_S)
-        return (self.read() or {}).get("owner") == self.token
+    def _take_over(self, previous: str | None) -> bool:
+        """Replace the lease of owner ``previous``; a write of its own heartbeat (it read the lease just
+        before ours landed) is answered by writing again, another taker's write means we lost."""
+        for _ in range(3):
+            self._write()
+            time.sleep(SETTLE_S)
+            owner = (self.read() or {}).get("owner")
+            if owner != previous:
+                return owner == self.token
+        return False
 
     # -- the driver's view -------------------------------------------------------------------
     def describe(self, record: dict) -> str:
@@ -128,7 +134,7 @@ class Lease:
         elif not resume:
             raise UserError(f"--storage {where}: a driver of this sweep stopped without finishing "
                             f"({self.describe(record)}); pass --resume to continue it")
-        if not self._take_over():
+        if not self._take_over(record.get("owner")):
             raise UserError(f"--storage {where}: another driver took this sweep over at the same moment: "
                             f"{self.describe(self.read() or {})}")
         self._start_heartbeat()

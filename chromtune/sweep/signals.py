@@ -95,7 +95,7 @@ class _HideTuneStopHints(logging.Filter):
     """Tune's own stop notes name ``Tuner.restore(...)``, the wrong instruction for this tool
     (``--resume`` is the right one, and the sweep prints it)."""
 
-    HIDDEN = ("Stop signal received", "Tuner.restore", "Trials did not complete")
+    HIDDEN = ("Stop signal received", "Tuner.restore", "Trials did not complete", "Failed to fetch metrics")
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not any(text in record.getMessage() for text in self.HIDDEN)
@@ -112,4 +112,5 @@ def quiet_libraries() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("ray.tune.tune").addFilter(_HideTuneStopHints())
+    for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):  # a stopped trial may have no result yet
+        logging.getLogger(name).addFilter(_HideTuneStopHints())

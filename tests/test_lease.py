@@ -1,0 +1,93 @@
+"""One driver per sweep: the lease in a sweep's storage, on a folder, a file:// URI and S3 (moto)."""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from test_storage import s3_endpoint, storage  # noqa: F401  (fixtures: the three kinds of storage)
+
+from chromtune.errors import UserError
+from chromtune.sweep import lease as lease_module
+from chromtune.sweep.lease import LEASE_NAME, Lease
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    monkeypatch.setattr(lease_module, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(lease_module, "SETTLE_S", 1.0)
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_second_driver_is_refused_until_the_first_ends(storage):  # noqa: F811
+    first = Lease(storage, "chromtune sweep --arch basset")
+    first.acquire(resume=False, force=False)
+    try:
+        for resume in (False, True):
+            with pytest.raises(UserError, match=f"being run by pid {os.getpid()} on {socket.gethostname()}"):
+                Lease(storage, "second").acquire(resume=resume, force=False)
+        time.sleep(0.3)  # heartbeats renew the lease, never lose it
+        assert json.loads(storage.read_text(LEASE_NAME))["owner"] == first.token
+    finally:
+        first.release()
+    assert storage.read_text(LEASE_NAME) is None and storage.is_empty()  # nothing left behind
+    second = Lease(storage, "second")
+    second.acquire(resume=False, force=False)
+    second.release()
+
+
+def test_a_dead_drivers_lease_is_taken_over_by_resume_only(storage):  # noqa: F811
+    for record in ({"host": socket.gethostname(), "pid": dead_pid(), "heartbeat": time.time()},  # SIGKILLed here
+                   {"host": "elsewhere", "pid": 1, "heartbeat": time.time() - 3600}):             # silent for an hour
+        storage.write_text(LEASE_NAME, json.dumps({"owner": "old", **record}))
+        with pytest.raises(UserError, match="--resume"):
+            Lease(storage, "new").acquire(resume=False, force=False)
+        taker = Lease(storage, "new")
+        taker.acquire(resume=True, force=False)
+        assert json.loads(storage.read_text(LEASE_NAME))["owner"] == taker.token
+        taker.release()
+
+
+def test_force_takes_over_and_the_old_driver_learns_it(storage, capsys):  # noqa: F811
+    lost = threading.Event()
+    first = Lease(storage, "first", on_lost=lambda who: lost.set())
+    first.acquire(resume=False, force=False)
+    second = Lease(storage, "second")
+    second.acquire(resume=True, force=True)
+    assert "--force" in capsys.readouterr().err
+    assert lost.wait(5)  # the first driver's next heartbeat sees the new owner (and stops)
+    first.release()      # leaves the new owner's lease alone
+    assert json.loads(storage.read_text(LEASE_NAME))["owner"] == second.token
+    second.release()
+
+
+def test_drivers_started_together_get_one_owner(storage):  # noqa: F811
+    leases = [Lease(storage, f"driver {i}") for i in range(4)]
+    outcomes = [None] * len(leases)
+    start = threading.Barrier(len(leases))
+
+    def race(i):
+        start.wait()
+        try:
+            leases[i].acquire(resume=False, force=False)
+            outcomes[i] = "owner"
+        except UserError:
+            outcomes[i] = "refused"
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(leases))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("owner") == 1, outcomes
+    owner = leases[outcomes.index("owner")]
+    assert json.loads(storage.read_text(LEASE_NAME))["owner"] == owner.token
+    owner.release()
