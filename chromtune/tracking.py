@@ -8,10 +8,13 @@ left ``RUNNING`` by a driver that died are marked ``KILLED`` before the sweep go
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -30,6 +33,21 @@ def numeric_metrics(values: dict) -> dict[str, float]:
 
 
 MODEL_EXPORT_LOCK = threading.Lock()
+
+
+def prepare_store(tracking_uri: str) -> None:
+    """Create an sqlite MLflow store's schema under a file lock, so sweeps started together never
+    race on it (the loser of that race died on MLflow's table creation)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    import fcntl
+
+    path = Path(tracking_uri[len("sqlite:///"):]).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:16]  # the lock file stays out of the user's folder
+    with open(Path(tempfile.gettempdir()) / f"chromtune-mlflow-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        MlflowClient(tracking_uri).search_experiments(max_results=1)
 
 
 class Tracker:
@@ -117,10 +135,12 @@ class Tracker:
         runs = self._trial_runs(f"and tags.`chromtune.trial_id` = '{trial_id}'")
         return min(runs, key=lambda run: run.info.status != "FINISHED", default=None)
 
-    def delete_killed_trials(self, parent: str) -> int:
-        """Delete the KILLED trial runs under a stage run that finished: each is a trial an interrupted
-        driver started that its resumed stage ran again under another run (or as another Tune trial)."""
-        runs = self._trial_runs(f"and attributes.status = 'KILLED' and tags.`{PARENT_TAG}` = '{parent}'")
+    def delete_trials(self, parent: str, status: str | None = None) -> int:
+        """Delete the trial runs under a stage run (only those with ``status`` when given): the KILLED
+        ones once the stage has finished (trials an interrupted driver started that the resumed stage
+        ran under another run or Tune trial), all of them when the stage starts again from nothing."""
+        runs = self._trial_runs(f"and tags.`{PARENT_TAG}` = '{parent}'"
+                                + (f" and attributes.status = '{status}'" if status else ""))
         for run in runs:
             self.client.delete_run(run.info.run_id)
         return len(runs)

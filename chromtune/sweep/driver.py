@@ -32,22 +32,6 @@ def resume_command(argv: list[str]) -> str:
     return " ".join([prog, shlex.join(flags + ([] if "--resume" in flags else ["--resume"]))]).strip()
 
 
-def prepare_store(tracking_uri: str) -> None:
-    """Create an sqlite MLflow store's schema under a file lock, so sweeps started together never
-    race on it (the loser of that race died on MLflow's table creation)."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return
-    import fcntl
-
-    from mlflow.tracking import MlflowClient
-
-    path = Path(tracking_uri[len("sqlite:///"):]).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        MlflowClient(tracking_uri).search_experiments(max_results=1)
-
-
 def run_folds(plan: SweepPlan, sweep_run: str) -> list[dict]:
     """Every fold: in this process one after another, or ``concurrent_folds`` at once, each in a
     process of its own (Tune runs one experiment per process, in its main thread)."""
@@ -157,6 +141,8 @@ def run_sweeps(plans: list[SweepPlan], argv: list[str]) -> int:
         for plan in todo:
             check_storage(plan)
         if todo:
+            from chromtune.tracking import prepare_store
+
             prepare_store(plans[0].tracking_uri)
         STOP.install(hint)
         for plan in todo:

@@ -149,8 +149,7 @@ def fold_process(plan: SweepPlan, fold: int, sweep_run: str, address: str, drive
     ray.init(address=address, log_to_driver=False)
     try:
         run_fold(plan, fold, sweep_run)
-    except Interrupted as stop:
-        print(f"[fold {fold}] stopped: {stop}", file=sys.stderr, flush=True)
+    except Interrupted:  # the driver prints the one line
         sys.exit(EXIT_INTERRUPTED)
 
 

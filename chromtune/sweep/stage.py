@@ -77,6 +77,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     else:
         if plan.storage.exists(name):  # begun by a driver that died before Tune saved any state
             plan.storage.fs.delete_dir(plan.storage.path(name))
+            tracker.delete_trials(stage_run)  # that experiment's trials, begun or finished, are run again
         scheduler = (ASHAScheduler(time_attr="epoch", max_t=param_space.get("epochs", 4), **space.asha)
                      if space.asha else None)
         searcher = OptunaSearch(space.distributions(), metric="valid_auprc", mode="max",
@@ -99,7 +100,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     if recorded:
         print(f"[{label}] {recorded} finished trial(s) had no FINISHED MLflow run; recorded from Tune's results",
               flush=True)
-    tracker.delete_killed_trials(stage_run)
+    tracker.delete_trials(stage_run, status="KILLED")
     finished = [r for r in results if r.error is None and _has_checkpoint(r)]
     if not finished:
         raise RuntimeError(f"{label}: every trial failed; see {path}")
