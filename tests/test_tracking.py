@@ -87,7 +87,7 @@ def test_sweeps_started_together_create_one_store(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     code = f"from chromtune.tracking import prepare_store, Tracker; prepare_store({uri!r}); Tracker({uri!r}, 'exp', 'k')"
-    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]

@@ -13,7 +13,7 @@ import chromtune, sys
 from pathlib import Path
 assert Path(chromtune.__file__).is_relative_to(Path(sys.argv[2])), chromtune.__file__
 from chromtune.search_space import load_search_space, shipped_spaces
-from chromtune.sweep.__main__ import build_parser
+from chromtune.cli.sweep import build_parser
 args = build_parser().parse_args([])
 for name in (args.stage1_space, args.stage2_space, *shipped_spaces()):
     load_search_space(name)
