@@ -5,8 +5,9 @@ simple stage-2 head with the mean feature) over a few hundred random bins, times
 
 - ``fast, C=1`` and ``fast, C=N``: :func:`chromtune.predict.predict_accessibility` (trunk once per
   bin, the head's first Linear split into per-bin and per-cell-type products);
-- ``trunk once, whole head per pair``: what the training code's evaluation does (the trunk feature
-  repeated per cell type through the whole head, first Linear over 4200 + G + 1 inputs included);
+- ``trunk once, whole head per pair``: what the training code's evaluation did before it shared the
+  split head (the trunk feature repeated per cell type through the whole head, first Linear over
+  4200 + G + 1 inputs included);
 - ``naive``: the full model per cell type, ``model(x, expr, mean)``, as a user without chromtune
   would loop. Its cost is exactly linear in the number of cell types (each cell type is an
   independent full pass), so it runs for ``--naive-cells`` of them and is scaled to N; pass
@@ -53,7 +54,7 @@ def synthetic_dataset(n_bins: int, seed: int) -> Dataset:
 
 @torch.inference_mode()
 def whole_head_per_pair(model, ds, expression, bins, mean, batch_size):
-    """Trunk once per bin, then the whole head on every (bin, cell type) pair (the evaluation code's way)."""
+    """Trunk once per bin, then the whole head on every (bin, cell type) pair (the evaluation's former way)."""
     out, expr, c = [], torch.as_tensor(expression), len(expression)
     for start in range(0, len(bins), max(1, batch_size // c)):
         chunk = bins[start:start + max(1, batch_size // c)]
