@@ -77,6 +77,7 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
 
     args = plan.args
     start_ray(args.address)
+    STOP.install(STOP.resume_hint)  # ray.init replaced the SIGTERM handler with its own exit
     check_resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker)
     check_shared_storage(plan.storage)
     plan.storage.fs.create_dir(plan.storage.root, recursive=True)

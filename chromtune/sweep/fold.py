@@ -144,9 +144,9 @@ def fold_process(plan: SweepPlan, fold: int, sweep_run: str, address: str, drive
 
     _die_with(driver_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    STOP.install(resume_hint="", signals=(signal.SIGTERM,))
     quiet_libraries()
     ray.init(address=address, log_to_driver=False)
+    STOP.install(resume_hint="", signals=(signal.SIGTERM,))  # after ray.init, which sets its own SIGTERM handler
     try:
         run_fold(plan, fold, sweep_run)
     except Interrupted:  # the driver prints the one line

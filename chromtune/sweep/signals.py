@@ -36,6 +36,7 @@ class StopRequest:
     def __init__(self):
         self.event = threading.Event()
         self.tune_stopped = False  # set when a running Tune experiment was told to stop
+        self.resume_hint = ""
         self.reason = ""
         self.on_exit: list[Callable[[], None]] = []
 
