@@ -28,6 +28,7 @@ COMMANDS = {
     "compare": ("chromtune.cli.compare", "tested comparison of finished sweeps: tables, figures, report"),
     "predict": ("chromtune.predict", "accessibility of every bin in cell types that have only expression"),
     "interpret": ("chromtune.cli.interpret", "contribution scores, TF-MoDISco motifs, motif-TF correlation, t-SNE"),
+    "variants": ("chromtune.cli.variants", "effects of SNVs on accessibility in any cell type with expression"),
 }
 
 

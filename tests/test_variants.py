@@ -1,0 +1,337 @@
+"""chromtune variants: the VCF reader, allele windows, Δ against plain forward passes, the CLI and its bad input.
+
+Tiny untrained models on random genomes: every answer is a plain forward pass away.
+"""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from chromtune.cli.variants import main as variants_main
+from chromtune.data.dataset import Dataset, write_dataset
+from chromtune.data.encoding import one_hot
+from chromtune.errors import UserError
+from chromtune.interpret.alleles import WindowIndex, genome_windows, substitute, window_starts
+from chromtune.io.vcf import read_vcf
+from chromtune.models import build_model
+from chromtune.models.checkpoint import save_model
+from chromtune.variants import MEASURES, Member, place_variants, score_blocks
+from conftest import assert_one_line_error, random_dataset, run_command
+
+N_GENES, CONTEXT = 6, 400
+HEADER = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+
+
+def tiny_model(with_mean: bool = True, head: str = "simple", seed: int = 0):
+    """A tiny stage-2 model whose eval-mode BatchNorm layers are non-trivial affine maps."""
+    torch.manual_seed(seed)
+    model = build_model("basset", 2, n_genes=N_GENES, with_mean=with_mean, head=head, n_tasks=3, seq_len=CONTEXT,
+                        width=0.05, hidden=16)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=gen))
+            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+    return model.eval()
+
+
+def small_dataset(**overrides) -> Dataset:
+    kwargs = dict(n_chroms=2, chrom_len=6_000, n_cells=5, n_genes=N_GENES, context=CONTEXT, stride=100)
+    kwargs.update(overrides)
+    ds = random_dataset(**kwargs)
+    ds.attrs = {"expression_transform": "log1p"}
+    return ds
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A data set file, a tiny stage-2 checkpoint trained on it (in name), and the data set in memory."""
+    ds = small_dataset()
+    write_dataset(tmp_path / "data.h5", ds)
+    save_model(tmp_path / "best.pt", tiny_model(), genes=list(ds.genes), expression_transform="log1p",
+               cell_types=list(ds.cell_types), train_cells=list(ds.cell_types[:4]), data=str(tmp_path / "data.h5"),
+               fold=0)
+    return {"dir": tmp_path, "ds": ds}
+
+
+def base(ds: Dataset, chrom: str, pos: int) -> str:
+    return "ACGT"[ds.genome[chrom][pos - 1]]
+
+
+def other(letter: str, shift: int = 1) -> str:
+    return "ACGT"[("ACGT".index(letter) + shift) % 4]
+
+
+def write_vcf(path, rows: list[str], gz: bool = False):
+    text = HEADER + "".join(r + "\n" for r in rows)
+    if gz:
+        with gzip.open(path, "wt") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def snv_rows(ds: Dataset, chrom: str, positions) -> list[str]:
+    return [f"{chrom}\t{p}\tv{p}\t{base(ds, chrom, p)}\t{other(base(ds, chrom, p))}\t.\t.\t." for p in positions]
+
+
+def cli(argv, capsys):
+    return run_command(variants_main, argv, capsys)
+
+
+# -- the VCF reader ----------------------------------------------------------------------------
+@pytest.mark.parametrize("gz", [False, True])
+def test_vcf_records_split_multiallelic_rows_and_classify_them(tmp_path, gz):
+    path = write_vcf(tmp_path / ("v.vcf.gz" if gz else "v.vcf"), [
+        "chr1\t10\trs1\tA\tC,T\t50\tPASS\tAC=1",
+        "1\t20\t.\tac\tA\t.\t.\t.",
+        "chr2\t30\trs3\tAC\tGT\t.\t.\t.",
+        "chr2\t40\trs4\tA\t<DEL>,*\t.\t.\t.",
+        "chr2\t50\trs5\tA\tN",
+        ""])
+    v = read_vcf(path)
+    assert v.chrom.tolist() == ["chr1", "chr1", "1", "chr2", "chr2", "chr2", "chr2"]
+    assert v.pos.tolist() == [10, 10, 20, 30, 40, 40, 50]
+    assert v.ref.tolist() == ["A", "A", "AC", "AC", "A", "A", "A"]
+    assert v.alt.tolist() == ["C", "T", "A", "GT", "<DEL>", "*", "N"]
+    assert v.kind.tolist() == ["snv", "snv", "indel", "mnv", "other", "other", "other"]
+    assert v.line.tolist() == [3, 3, 4, 5, 6, 6, 7]
+
+
+@pytest.mark.parametrize("row, fragment", [
+    ("chr1\t10\trs1\tA", "4 tab-separated column"),
+    ("chr1\tten\trs1\tA\tC", "POS 'ten'"),
+    ("chr1\t0\trs1\tA\tC", "POS '0'"),
+    ("chr1\t10\trs1\tAXC\tC", "REF 'AXC'"),
+    ("chr1\t10\trs1\tA\t", "empty ALT"),
+    ("chr1\t10\trs1\tA\tC,,T", "empty allele"),
+])
+def test_a_malformed_line_is_one_line_naming_the_file_and_line(setup, capsys, row, fragment):
+    d, ds = setup["dir"], setup["ds"]
+    vcf = write_vcf(d / "bad.vcf", snv_rows(ds, "chr1", [500]) + [row])
+    with pytest.raises(UserError, match=fr"--vcf .*bad.vcf line 4: .*{fragment}"):
+        read_vcf(vcf)
+    code, _, err = cli(["--model", d / "best.pt", "--vcf", vcf, "--out", d / "e.tsv"], capsys)
+    assert_one_line_error(code, err, "bad.vcf line 4", fragment)
+    assert not (d / "e.tsv").exists()
+
+
+def test_a_truncated_gzip_file_is_one_line(setup, capsys):
+    d, ds = setup["dir"], setup["ds"]
+    good = write_vcf(d / "v.vcf.gz", snv_rows(ds, "chr1", range(100, 2000, 7)), gz=True)
+    (d / "cut.vcf.gz").write_bytes(good.read_bytes()[:-20])
+    code, _, err = cli(["--model", d / "best.pt", "--vcf", d / "cut.vcf.gz", "--out", d / "e.tsv"], capsys)
+    assert_one_line_error(code, err, "--vcf", "cut.vcf.gz", "cannot read")
+
+
+# -- allele windows ----------------------------------------------------------------------------
+def test_windows_from_the_genome_are_the_data_sets_and_hold_exactly_their_positions():
+    ds = small_dataset(stride=70)
+    index = WindowIndex(ds)
+    starts = window_starts(ds)
+    for k in range(len(ds.chromosomes)):
+        bins = np.flatnonzero(ds.bin_chrom == k)
+        assert np.array_equal(genome_windows(ds, k, starts[bins]), ds.window_codes(bins))
+        for p in (0, 1, 150, 199, 200, 2_345, 5_999):
+            expected = bins[(starts[bins] <= p) & (p < starts[bins] + ds.context)]
+            assert sorted(index.bins_holding(k, p).tolist()) == expected.tolist(), p
+            centre = ds.bin_start[bins] + ds.bin_size // 2
+            assert index.nearest_bin(k, p) == bins[np.argmin(np.abs(centre - p))], p
+    codes = np.zeros((3, 5), dtype=np.uint8)
+    changed = substitute(codes, np.array([0, 4, 5]), np.array([1, 2, 3]))
+    assert changed.tolist() == [[1, 0, 0, 0, 0], [0, 0, 0, 0, 2], [0] * 5] and not codes.any()
+
+
+def read_vcf_rows(ds: Dataset, sites):
+    """A Variants object of SNVs at (chrom, 1-based pos), via a VCF file written to a temporary folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        rows = [r for chrom, pos in sites for r in snv_rows(ds, chrom, [pos])]
+        return read_vcf(write_vcf(Path(folder) / "v.vcf", rows))
+
+
+def plain_logits(model, codes: np.ndarray, expression: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """(n, C) logits of the model's ordinary forward pass, one (window, cell type) pair per row."""
+    n, c = len(codes), len(expression)
+    with torch.no_grad():
+        x = one_hot(codes).repeat_interleave(c, dim=0)
+        e = torch.as_tensor(expression).repeat(n, 1)
+        m = torch.as_tensor(mean, dtype=torch.float32).repeat_interleave(c)
+        return model(x, e, m).view(n, c).numpy()
+
+
+@pytest.mark.parametrize("head", ["simple", "complex"])
+@pytest.mark.parametrize("batch_size", [1, 8, 64])
+def test_delta_is_the_difference_of_two_plain_forward_passes(batch_size, head):
+    """Every measure from the split head and batched alleles equals the plain model's, window by window."""
+    torch.set_num_threads(1)
+    ds = small_dataset()
+    model = tiny_model(head=head)
+    mean = np.random.default_rng(3).random(ds.n_bins).astype(np.float32)
+    variants = read_vcf_rows(ds, [("chr1", 3), ("chr1", 2_000), ("chr2", 2_999), ("chr2", 5_999)])
+    index = WindowIndex(ds)
+    placed = place_variants(variants, ds, index, strict=True, where="--vcf test")
+    expression = ds.expression[[0, 2, 4]]
+    ((_, got, n_bins),) = list(score_blocks([Member(model, {}, mean)], ds, placed, expression, batch_size, "cpu"))
+
+    starts = window_starts(ds)
+    for v, (k, p, alt) in enumerate(zip(placed.chrom, placed.position, placed.alt_code)):
+        holding = np.flatnonzero((ds.bin_chrom == k) & (starts <= p) & (p < starts + ds.context))
+        centre = np.array([p - ds.context // 2])
+        nearest = np.flatnonzero(ds.bin_chrom == k)[np.argmin(np.abs(starts[ds.bin_chrom == k] - centre))]
+        ref = genome_windows(ds, k, np.concatenate([centre, starts[holding]]))
+        alt_codes = ref.copy()
+        alt_codes[np.arange(len(ref)), p - np.concatenate([centre, starts[holding]])] = alt
+        window_mean = mean[np.concatenate([[nearest], holding])]
+        r = plain_logits(model, ref, expression, window_mean)
+        a = plain_logits(model, alt_codes, expression, window_mean)
+        sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+        assert n_bins[v] == len(holding) > 0
+        assert np.allclose(got["delta_logit"][v], a[0] - r[0], atol=2e-5)
+        assert np.allclose(got["ref_prob"][v], sig(r[0]), atol=1e-6)
+        assert np.allclose(got["alt_prob"][v], sig(a[0]), atol=1e-6)
+        assert np.allclose(got["delta_prob"][v], sig(a[0]) - sig(r[0]), atol=1e-6)
+        assert np.allclose(got["max_abs_delta_logit"][v], np.abs(a[1:] - r[1:]).max(0), atol=2e-5)
+        assert np.allclose(got["max_abs_delta_prob"][v], np.abs(sig(a[1:]) - sig(r[1:])).max(0), atol=1e-6)
+
+
+def test_only_bins_whose_window_holds_the_variant_change_and_outside_every_window_delta_is_zero():
+    """Plain predictions of every bin on the reference and on the mutated genome differ exactly at the bins
+    the tool scores; a variant no bin's window holds has n_bins 0 and max |Δ| 0."""
+    torch.set_num_threads(1)
+    ds = small_dataset(n_chroms=1, chrom_len=4_000)
+    keep = ds.bin_start < 2_000                      # bins on the first half only: the second half is outside
+    ds = Dataset(chromosomes=ds.chromosomes, bin_chrom=ds.bin_chrom[keep], bin_start=ds.bin_start[keep],
+                 labels=ds.labels[keep], cell_types=ds.cell_types, expression=ds.expression, genes=ds.genes,
+                 bin_size=ds.bin_size, stride=ds.stride, context=ds.context, genome=ds.genome)
+    model = tiny_model(with_mean=False)
+    starts = window_starts(ds)
+    edge = int(starts[7])                            # the first base of bin 7's window: the left edge
+    far = 3_500                                      # beyond the last window (the last ends at 2,200)
+    variants = read_vcf_rows(ds, [("chr1", edge + 1), ("chr1", far + 1)])
+    placed = place_variants(variants, ds, WindowIndex(ds), strict=True, where="test")
+    ((_, got, n_bins),) = list(score_blocks([Member(model, {}, None)], ds, placed, ds.expression, 8, "cpu"))
+
+    mutated = {"chr1": ds.genome["chr1"].copy()}
+    mutated["chr1"][edge] = placed.alt_code[0]
+    all_bins = np.arange(ds.n_bins)
+    ref = plain_logits_all(model, ds, ds.genome, all_bins)
+    alt = plain_logits_all(model, ds, mutated, all_bins)
+    changed = np.flatnonzero(np.abs(alt - ref).max(1) > 0)
+    holding = np.flatnonzero((starts <= edge) & (edge < starts + ds.context))
+    assert changed.tolist() == holding.tolist() and 7 in holding and n_bins[0] == len(holding)
+    assert np.allclose(got["max_abs_delta_logit"][0], np.abs(alt - ref).max(0), atol=2e-5)
+    assert n_bins[1] == 0 and not got["max_abs_delta_logit"][1].any() and not got["max_abs_delta_prob"][1].any()
+
+
+def plain_logits_all(model, ds: Dataset, genome: dict, bins: np.ndarray) -> np.ndarray:
+    """(n, C) plain logits of data set bins whose windows are cut from `genome`."""
+    starts = window_starts(ds)
+    copy = Dataset(chromosomes=ds.chromosomes, bin_chrom=ds.bin_chrom, bin_start=ds.bin_start, labels=ds.labels,
+                   cell_types=ds.cell_types, expression=ds.expression, genes=ds.genes, bin_size=ds.bin_size,
+                   stride=ds.stride, context=ds.context, genome=genome)
+    codes = genome_windows(copy, 0, starts[bins])
+    n, c = len(codes), len(ds.expression)
+    with torch.no_grad():
+        x = one_hot(codes).repeat_interleave(c, dim=0)
+        return model(x, torch.as_tensor(ds.expression).repeat(n, 1)).view(n, c).numpy()
+
+
+# -- the command -------------------------------------------------------------------------------
+def test_the_command_scores_own_and_new_cell_types_in_tsv_and_hdf5(setup, capsys):
+    d, ds = setup["dir"], setup["ds"]
+    vcf = write_vcf(d / "v.vcf.gz", snv_rows(ds, "chr1", [1, 700, 5_999]) + snv_rows(ds, "chr2", [3_000])
+                    + ["chr2\t100\tdel\tAC\tA\t.\t.\t.", "chr9\t5\tx\tA\tC\t.\t.\t."], gz=True)
+    genes = list(ds.genes)
+    table = pd.DataFrame(np.exp(ds.expression[[1, 3]].T) - 1, index=genes, columns=["newA", "newB"])
+    table.rename_axis("gene").to_csv(d / "new.tsv", sep="\t")
+    code, out, err = cli(["--model", d / "best.pt", "--vcf", vcf, "--expression", d / "new.tsv", "--out",
+                          d / "e.tsv"], capsys)
+    assert code == 0, err
+    tsv = pd.read_csv(d / "e.tsv", sep="\t")
+    cells = list(ds.cell_types) + ["newA", "newB"]
+    assert len(tsv) == 4 * len(cells) and tsv["cell_type"].tolist()[:len(cells)] == cells
+    assert "1 indel" in err and "chr9 (1)" in err and err.count("chr9") == 1
+    # a new cell type with cell1's (and cell3's) expression scores as cell1 (cell3) does
+    for new, own in (("newA", "cell1"), ("newB", "cell3")):
+        a = tsv[tsv.cell_type == new][list(MEASURES)].to_numpy()
+        b = tsv[tsv.cell_type == own][list(MEASURES)].to_numpy()
+        assert np.allclose(a, b, atol=1e-5)
+
+    code, _, err = cli(["--model", d / "best.pt", "--vcf", vcf, "--expression", d / "new.tsv", "--cells",
+                        "newB,cell0", "--out", d / "e.h5"], capsys)
+    assert code == 0, err
+    with h5py.File(d / "e.h5") as f:
+        assert [c.decode() for c in f["cell_types"][()]] == ["newB", "cell0"]
+        assert f["variants/pos"][()].tolist() == [1, 700, 5_999, 3_000]
+        for m in MEASURES:
+            by_cell = tsv.set_index(["pos", "cell_type"])[m]
+            expected = [[by_cell[(p, c)] for c in ("newB", "cell0")] for p in (1, 700, 5_999, 3_000)]
+            assert np.allclose(f[m][()], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.tracking
+def test_a_sweep_run_id_scores_with_its_first_fold_model_and_says_so(setup, capsys):
+    import mlflow
+
+    d, ds = setup["dir"], setup["ds"]
+    uri = f"sqlite:///{d / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("variants-test", artifact_location=(d / "artifacts").as_uri())
+    sweep = client.create_run(experiment, tags={"chromtune.level": "sweep"}).info.run_id
+    folds = {}
+    for fold in (1, 0):
+        run = client.create_run(experiment, tags={"chromtune.level": "fold", "fold": str(fold),
+                                                  "mlflow.parentRunId": sweep}).info.run_id
+        client.log_artifact(run, str(d / "best.pt"))
+        client.set_terminated(run)
+        folds[fold] = run
+    vcf = write_vcf(d / "v.vcf", snv_rows(ds, "chr1", [500, 900]))
+    code, _, err = cli(["--model", sweep, "--tracking-uri", uri, "--vcf", vcf, "--out", d / "s.tsv"], capsys)
+    assert code == 0, err
+    assert f"fold 0 (run {folds[0]})" in err and "1 fold model(s) are not averaged" in err
+    code, _, err = cli(["--model", d / "best.pt", "--vcf", vcf, "--out", d / "c.tsv"], capsys)
+    assert code == 0, err
+    assert pd.read_csv(d / "s.tsv", sep="\t").equals(pd.read_csv(d / "c.tsv", sep="\t"))
+
+
+def test_a_ref_mismatch_is_counted_and_skipped_or_an_error_with_strict(setup, capsys):
+    d, ds = setup["dir"], setup["ds"]
+    wrong = other(base(ds, "chr1", 800), 2)
+    rows = snv_rows(ds, "chr1", [500]) + [f"1\t800\tbad\t{wrong}\t{other(wrong)}\t.\t.\t.", "chr1\t6001\tpast\tA\tC"]
+    vcf = write_vcf(d / "v.vcf", rows)
+    code, _, err = cli(["--model", d / "best.pt", "--vcf", vcf, "--out", d / "e.tsv"], capsys)
+    assert code == 0, err
+    assert "2 SNV(s) whose REF does not match the genome" in err and "line 4 1:800" in err
+    assert pd.read_csv(d / "e.tsv", sep="\t")["id"].unique().tolist() == ["v500"]
+    code, _, err = cli(["--model", d / "best.pt", "--vcf", vcf, "--strict", "--out", d / "s.tsv"], capsys)
+    assert_one_line_error(code, err, "v.vcf line 4 1:800", "REF does not match", "--strict")
+    assert not (d / "s.tsv").exists()
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--out", "{d}/e.csv"], ["--out", "name it .tsv"]),
+    (["--batch-size", "0"], ["--batch-size 0"]),
+    (["--cells", "cell0,nope"], ["--cells", "nope"]),
+    (["--vcf", "{d}/missing.vcf"], ["--vcf", "missing.vcf", "no such file"]),
+])
+def test_bad_arguments_are_one_line_and_write_nothing(setup, capsys, argv, fragments):
+    d, ds = setup["dir"], setup["ds"]
+    vcf = write_vcf(d / "v.vcf", snv_rows(ds, "chr1", [500]))
+    base_argv = {"--model": str(d / "best.pt"), "--vcf": str(vcf), "--out": str(d / "e.tsv")}
+    extra = [a.format(d=d) for a in argv]
+    for flag in list(base_argv):
+        if flag in extra:
+            del base_argv[flag]
+    code, _, err = cli([x for kv in base_argv.items() for x in kv] + extra, capsys)
+    assert_one_line_error(code, err, *fragments)
+    assert not (d / "e.tsv").exists()
+
