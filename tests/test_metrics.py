@@ -137,3 +137,25 @@ def test_plot_pr_curves_writes_small_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert 1000 < len(data) < 500_000
     assert [p.name for p in path.parent.iterdir()] == ["pr.png"]  # no temporary file left
+
+
+def test_cell_type_specific_auprc_is_that_of_bins_open_in_under_30_percent():
+    from chromtune.train.metrics import StreamingMetrics
+    rng = np.random.default_rng(5)
+    n_train, n_bins, n_cells = 20, 4000, 3
+    fraction = (rng.integers(0, n_train + 1, n_bins) / n_train).astype(np.float32)  # 0.3 = 6/20 is not specific
+    labels = (rng.random((n_bins, n_cells)) < fraction[:, None]).astype(np.uint8)
+    scores = (fraction[:, None] + rng.normal(0.0, 0.3, labels.shape) + 0.3 * labels).astype(np.float32)
+    result = evaluate_scores(labels, scores, train_fraction=fraction)
+    rows = np.round(fraction * n_train) < 6
+    assert result["n_specific"] == rows.sum() * n_cells
+    assert result["auprc_specific"] == pytest.approx(average_precision_score(labels[rows].ravel(), scores[rows].ravel()))
+    assert result["auprc_specific"] < result["auprc"]  # the hard part, as in the paper
+    stream = StreamingMetrics(n_cells)
+    for part in np.array_split(np.arange(n_bins), 3):
+        stream.add(labels[part], scores[part], fraction[part])
+    half = scores.astype(np.float16).astype(np.float64)
+    got = stream.result()
+    assert got["n_specific"] == result["n_specific"]
+    assert got["auprc_specific"] == pytest.approx(average_precision_score(labels[rows].ravel(), half[rows].ravel()))
+    assert "auprc_specific" not in evaluate_scores(labels, scores)

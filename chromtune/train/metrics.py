@@ -28,6 +28,7 @@ _EDGE_DECIMALS = 6  # fractions and edges are compared after rounding, so float3
 SCORE_DTYPE = np.float16  # the compact dtype in which streamed scores are counted
 _KEYS = 1 << 16  # one count per float16 bit pattern
 _PENDING = 1 << 21  # counted pairs buffered before a bincount
+SPECIFIC_FRACTION = 0.3  # cell-type-specific pairs: the bin is accessible in < 30 % of training cell types
 MAX_CURVE_POINTS = 5000  # precision-recall points kept per curve (files and plots stay small)
 
 
@@ -119,8 +120,9 @@ def evaluate_scores(labels, scores, train_fraction=None, edges=DEFAULT_EDGES) ->
 
     ``auprc`` / ``auroc`` are pooled over every pair (the reference's "OVERALL");
     ``*_mean_per_cell`` average the per-cell-type values (single-class cell types skipped);
-    ``per_cell`` lists them in column order; ``binned`` (only with ``train_fraction``) is
-    :func:`binned_auprc`.
+    ``per_cell`` lists them in column order; with ``train_fraction``, ``binned`` is
+    :func:`binned_auprc` and ``auprc_specific`` the AUPRC of the cell-type-specific pairs (bins
+    accessible in fewer than ``SPECIFIC_FRACTION`` of the training cell types), ``n_specific`` their number.
     """
     labels, scores = _check_pairs(labels, scores)
     per_auprc = [auprc(labels[:, j], scores[:, j]) for j in range(labels.shape[1])]
@@ -134,7 +136,18 @@ def evaluate_scores(labels, scores, train_fraction=None, edges=DEFAULT_EDGES) ->
     }
     if train_fraction is not None:
         result["binned"] = binned_auprc(labels, scores, train_fraction, edges)
+        specific = specific_rows(train_fraction, labels.shape[0])
+        result["auprc_specific"] = auprc(labels[specific], scores[specific])
+        result["n_specific"] = int(specific.sum()) * labels.shape[1]
     return result
+
+
+def specific_rows(train_fraction, n_rows: int) -> np.ndarray:
+    """(n_rows,) bool: bins accessible in fewer than SPECIFIC_FRACTION of the training cell types."""
+    fraction = np.round(np.asarray(train_fraction, dtype=np.float64), _EDGE_DECIMALS)
+    if fraction.shape != (n_rows,):
+        raise ValueError(f"train_fraction {fraction.shape} must be ({n_rows},), one value per bin")
+    return fraction < SPECIFIC_FRACTION
 
 
 # -- streaming ---------------------------------------------------------------------------------
@@ -194,6 +207,7 @@ class StreamingMetrics:
         self.n_cells = int(n_cells)
         self.cells = np.zeros((self.n_cells, _KEYS, 2), np.int64)  # [cell, key, label]
         self.bins = np.zeros((len(self.edges) - 1, _KEYS, 2), np.int64)  # [fraction bin, key, label]
+        self.specific = np.zeros((_KEYS, 2), np.int64)  # [key, label] of the cell-type-specific pairs
         self.binned = False
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_pairs = 0
@@ -210,6 +224,8 @@ class StreamingMetrics:
             which = _fraction_bin(train_fraction, self.edges, labels.shape[0])
             inside = which >= 0
             bin_index = (which[inside, None] * (2 * _KEYS) + code[inside]).ravel()
+            specific = code[specific_rows(train_fraction, labels.shape[0])].ravel()
+            self.specific += np.bincount(specific, minlength=self.specific.size).reshape(self.specific.shape)
         self._pending.append((cell_index.ravel(), bin_index))
         self._pending_pairs += code.size
         if self._pending_pairs >= _PENDING:
@@ -235,6 +251,8 @@ class StreamingMetrics:
             "per_cell": {"auprc": per_auprc, "auroc": per_auroc},
         }
         if self.binned:
+            result["auprc_specific"] = _counts_auprc(self.specific[:, 1], self.specific[:, 0])
+            result["n_specific"] = int(self.specific.sum())
             result["binned"] = []
             for (lo, hi), counts in zip(zip(self.edges[:-1], self.edges[1:]), self.bins):
                 pos, neg, minority = counts[:, 1], counts[:, 0], _minority(lo, hi)
