@@ -47,7 +47,7 @@ def test_stage1_writes_run_folder(stage1_run):
 
 @pytest.mark.parametrize("paradigm", ["tune", "freeze"])
 def test_stage2_reports_model_and_both_baselines(data_file, stage1_run, tmp_path, paradigm):
-    cfg = TrainConfig(data=data_file, stage=2, init=str(stage1_run), paradigm=paradigm, **FAST)
+    cfg = TrainConfig(data=data_file, stage=2, init=str(stage1_run), paradigm=paradigm, evaluate_test=True, **FAST)
     metrics = run_training(cfg, tmp_path, workers=0)
     for name in ("model", "mean_baseline", "weighted_mean_baseline"):
         assert 0 < metrics["test"][name]["auprc"] <= 1
@@ -115,6 +115,22 @@ def test_no_leakage_into_training(data_file, stage1_run, tmp_path, monkeypatch):
     assert [h["train_loss"] for h in poisoned["history"]] == [h["train_loss"] for h in clean["history"]]
 
 
+def test_stage2_scores_the_test_cell_types_only_when_asked(data_file, stage1_run, tmp_path, capsys):
+    """Without --evaluate-test a stage-2 run says the test was not scored; with it, it scores it."""
+    common = ["--data", data_file, "--folds", "3", "--arch", "basset", "--width", "0.125", "--epochs", "1",
+              "--batches-per-epoch", "2", "--batch-size", "16", "--eval-every", "2", "--workers", "0",
+              "--stage", "2", "--init", str(stage1_run)]
+    code, _ = _cli(capsys, *common, "--out", str(tmp_path / "plain"))
+    metrics = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert code == 0 and "test" not in metrics and metrics["test_evaluated"] is False
+    assert "--evaluate-test" in metrics["test_note"]
+    assert not (tmp_path / "plain" / "pr_curves.png").exists()
+    code, _ = _cli(capsys, *common, "--evaluate-test", "--out", str(tmp_path / "scored"))
+    metrics = json.loads((tmp_path / "scored" / "metrics.json").read_text())
+    assert code == 0 and metrics["test_evaluated"] is True and 0 < metrics["test"]["model"]["auprc"] <= 1
+    assert "auprc_specific" in metrics["test"]["model"]
+
+
 def _cli(capsys, *argv):
     code = run_cli(train_main, list(argv))
     return code, capsys.readouterr().err.strip().splitlines()
@@ -156,7 +172,7 @@ def test_held_out_chromosomes_any_names(tmp_path):
     s1 = run_training(TrainConfig(data=str(path), stage=1, test_chroms=["chrX", "chrY"], **fast), tmp_path / "s1",
                       workers=0)
     s2 = run_training(TrainConfig(data=str(path), stage=2, init=str(tmp_path / "s1"), test_chroms=["chrX", "chrY"],
-                                  **fast), tmp_path / "s2", workers=0)
+                                  evaluate_test=True, **fast), tmp_path / "s2", workers=0)
     on_xy = int((ds.bin_chrom >= 2).sum())
     assert s1["n_bins"]["test"] == s2["n_bins"]["test"] == on_xy
     assert s1["n_bins"]["train"] + s1["n_bins"]["valid"] <= ds.n_bins - on_xy

@@ -30,6 +30,6 @@ def test_two_stages_through_torch_trainer_beat_the_mean_baseline(local_ray, tmp_
     stage1 = run_training(TrainConfig(data=data, stage=1, **STAGE1), tmp_path / "s1", workers=2)
     assert len(stage1["history"]) == 2
     stage2 = run_training(TrainConfig(data=data, stage=2, init=str(tmp_path / "s1"), paradigm="tune",
-                                      with_mean=True, **STAGE2), tmp_path / "s2", workers=2)
+                                      with_mean=True, evaluate_test=True, **STAGE2), tmp_path / "s2", workers=2)
     test = stage2["test"]
     assert test["model"]["auprc"] > test["mean_baseline"]["auprc"], test

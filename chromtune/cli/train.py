@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "--test-max-pairs")
     p.add_argument("--test-max-pairs", type=int, default=TEST_MAX_PAIRS,
                    help=f"stage 2: most test (bin, cell type) pairs when --test-every is 0 (default {TEST_MAX_PAIRS:,})")
+    p.add_argument("--evaluate-test", action="store_true",
+                   help="stage 2: score the fold's test cell types with the best model (do it once, for the model "
+                        "chosen on validation; without it the run states that the test was not scored)")
     p.add_argument("--workers", type=int, default=1, help="Ray Train workers (DDP); 0 trains in this process")
     p.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs (and torch threads) per worker")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
@@ -102,7 +105,7 @@ def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
         init=args.init,
         test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every,
         valid_bins=args.valid_bins, valid_pairs=args.valid_pairs, test_every=args.test_every,
-        test_max_pairs=args.test_max_pairs, bf16=args.bf16,
+        test_max_pairs=args.test_max_pairs, evaluate_test=args.evaluate_test, bf16=args.bf16,
         threads=int(args.cpus_per_worker),
     )
 
@@ -130,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "test" in metrics:
         summary.update({f"test.{name}.auprc": round(m["auprc"], 4) for name, m in metrics["test"].items()})
         summary["test_pairs"] = metrics["test_pairs"]["pairs"]
+    elif metrics.get("test_evaluated") is False:
+        summary["test"] = metrics["test_note"]
     print(json.dumps(summary))
     return 0
 

@@ -22,6 +22,8 @@ class TrainConfig:
     the held-out blocks (stage 1) or about ``valid_pairs`` pairs, sampled bins x every validation
     cell type (stage 2); 0 means all. The test scores every ``test_every``-th test bin; 0 picks the
     smallest step that keeps bins x test cell types within ``test_max_pairs``; 1 scores them all.
+    Stage 2 scores the test cell types only with ``evaluate_test`` (the sweep sets it for the one
+    evaluation of each fold's selected model), so no run invites choosing on test.
     """
 
     data: str
@@ -49,6 +51,7 @@ class TrainConfig:
     valid_pairs: int = VALID_PAIRS
     test_every: int = 0
     test_max_pairs: int = TEST_MAX_PAIRS
+    evaluate_test: bool = False
     eval_batch_size: int = 512
     bf16: bool = False
     threads: int = 0

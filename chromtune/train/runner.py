@@ -36,6 +36,8 @@ from chromtune.train.plots import plot_curve_points
 from chromtune.train.task import FoldTask
 
 RUN_NAME = "train"
+NOT_EVALUATED = ("test cell types not scored: choose on the validation cell types, then score the chosen "
+                 "model once with --evaluate-test (the sweep does this for each fold's selected model)")
 
 
 def latest_checkpoint(storage: Storage, name: str = RUN_NAME) -> Checkpoint | None:
@@ -67,7 +69,8 @@ def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask
     """Copy the best model out, evaluate the test cell types once (stage 2) and write metrics.json.
 
     `test` is that evaluation when it already ran elsewhere (:func:`evaluate_checkpoint` as a Ray
-    task); otherwise it runs here, on the CPU."""
+    task); otherwise it runs here, on the CPU, when ``cfg.evaluate_test`` asks for it. metrics.json
+    says whether the test cell types were scored (``test_evaluated``)."""
     task = task or FoldTask.from_config(cfg)
     state = torch.load(checkpoint_dir / STATE_FILE, map_location="cpu", weights_only=True)
     model, best = load_model(checkpoint_dir / BEST_FILE)
@@ -82,6 +85,10 @@ def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask
                "best_epoch": best["epoch"], "best_valid_auprc": best["valid_auprc"],
                "n_bins": {k: int(len(getattr(task.bins, k))) for k in ("train", "valid", "fit", "test")}}
     if cfg.stage == 2:
+        metrics["test_evaluated"] = test is not None or cfg.evaluate_test
+        if not metrics["test_evaluated"]:
+            metrics["test_note"] = NOT_EVALUATED
+    if cfg.stage == 2 and metrics["test_evaluated"]:
         report = test if test is not None else test_evaluation(model, task, cfg, torch.device("cpu"))
         metrics["test"], metrics["test_pairs"] = report["metrics"], report["pairs"]
         plot_curve_points({name: (*report["curves"][name], m["auprc"]) for name, m in report["metrics"].items()},
