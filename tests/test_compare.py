@@ -27,7 +27,8 @@ MEAN = [0.50, 0.52, 0.47, 0.55, 0.515]
 WEIGHTED = [0.51, 0.535, 0.46, 0.57, 0.52]
 RESNET = [0.60, 0.66, 0.58, 0.70, 0.62]
 BASSET = [0.55, 0.60, 0.59, 0.62, 0.575]
-OFFSETS = {"auprc": 0.0, "auroc": 0.28, "auprc_mean_per_cell": -0.02, "auroc_mean_per_cell": 0.26}
+OFFSETS = {"auprc": 0.0, "auroc": 0.28, "auprc_mean_per_cell": -0.02, "auroc_mean_per_cell": 0.26,
+           "auprc_specific": -0.2}
 NAMES = ("model", "mean_baseline", "weighted_mean_baseline")
 
 
@@ -69,7 +70,8 @@ class Store:
         tags = {"chromtune.key": key, "chromtune.sweep": key, "chromtune.level": "sweep", "arch": arch,
                 "paradigm": paradigm, "mean": str(mean)}
         sweep = self.client.create_run(self.exp, run_name=f"sweep {key}", tags=tags).info.run_id
-        for name, value in {"folds": K, "seed": seed, "smoke_test": smoke, "data": "/x/toy.h5"}.items():
+        for name, value in {"folds": K, "seed": seed, "smoke_test": smoke, "data": "/x/toy.h5",
+                            "mean_feature": "loo"}.items():
             self.client.log_param(sweep, name, str(value))
         auprc = dict(zip(NAMES, (model, *baselines)))
         for fold in range(K):
@@ -449,6 +451,15 @@ def test_missing_runs_and_bad_flags_are_clear_errors(store, tmp_path, capsys, ca
     err = _fails(capsys, ["--tracking-uri", uri, "--experiment", experiment, *extra], tmp_path / "cmp")
     assert all(w in err for w in words), err
     assert not (tmp_path / "absent.db").exists()  # a missing store is never created
+
+
+def test_a_sweep_whose_mean_held_the_own_label_is_its_own_model(store):
+    key = store.sweep("resnet", RESNET)
+    assert compare.find_sweeps(store.client, store.exp)[key].label == "resnet+mean (tune)"  # param mean_feature loo
+    old = store.client.create_run(store.exp, tags={"chromtune.sweep": "old", "chromtune.level": "sweep",
+                                                   "arch": "resnet", "paradigm": "tune", "mean": "True"}).info.run_id
+    store.client.log_param(old, "folds", "5")  # a sweep from before --mean-feature: its mean held the own label
+    assert compare.find_sweeps(store.client, store.exp)["old"].label == "resnet+mean[own label] (tune)"
 
 
 def test_default_experiment_follows_the_sweep():

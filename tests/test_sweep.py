@@ -259,3 +259,32 @@ def test_compare_reads_the_smoke_sweep(smoke_sweep):
     assert all(path.exists() and path.stat().st_size > 0 for path in report["files"])
     run = MlflowClient(uri).get_run(report["run_id"])
     assert run.data.tags["chromtune.level"] == "comparison" and run.info.status == "FINISHED"
+
+
+def test_sweep_plans_folds_that_test_every_cell_type(tmp_path, monkeypatch):
+    """7 folds of the demo's 30 cell types: test groups of 4 or 5, each cell type tested once, listed per fold."""
+    from chromtune.cli.sweep import build_parser
+    from chromtune.sweep.driver import fold_roles_text
+    from chromtune.sweep.plan import plan_sweep
+
+    monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
+    args = build_parser().parse_args(["--folds", "7", "--mean-feature", "reference", "--storage", str(tmp_path / "r")])
+    args.arch, args.paradigm = "resnet", "tune"  # main plans one sweep per (architecture, paradigm)
+    plan = plan_sweep(args)
+    assert plan.args.folds == 7 and len(plan.folds) == 7 and plan.base["mean_feature"] == "reference"
+    assert sorted(c for f in plan.folds for c in f.test) == list(range(30))
+    assert {len(f.test) for f in plan.folds} == {4, 5} and plan.key.endswith("-k7-s0-meanref")
+    text = fold_roles_text(plan).splitlines()
+    assert len(text) == 8 and all(f"fold {k}: test " in text[k + 1] for k in range(7))
+    assert sum(line.split("test ")[1].split(";")[0].count(",") + 1 for line in text[1:]) == 30
+
+
+@pytest.mark.parametrize("argv, words", [(["--folds", "31"], "the largest that works is --folds 30"),
+                                         (["--split", "reference"], "--split reference needs at least 106")])
+def test_sweep_refuses_impossible_folds_in_one_line(tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
+    code = run_cli(sweep_main, ["--arch", "basset", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "mlflow.db").exists()

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from chromtune.cli import command_parser
 from chromtune.errors import run_cli
-from chromtune.train.config import PARADIGMS
+from chromtune.train.config import MEAN_FEATURES, PARADIGMS
 
 ARCH_NAMES = ("basset", "factorized", "resnet")  # chromtune.models.ARCHITECTURES, without importing torch
 
@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", nargs="+", default=["resnet"], metavar="ARCH",
                    help=f"architecture(s): {', '.join(ARCH_NAMES)}; several are swept one after another "
                         "and compared at the end")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds over cell types")
+    p.add_argument("--folds", type=int, default=5,
+                   help="cross-validation folds over cell types; every cell type is tested exactly once")
+    p.add_argument("--split", default="kfold", choices=("kfold", "reference"),
+                   help="seeded K folds, or the reference implementation's fixed split (one fold, 106+ cell types)")
     p.add_argument("--data", help="data set file (default: the embedded demo data set)")
     p.add_argument("--stage1-space", default="stage1", help="search-space YAML file, or a shipped space's name")
     p.add_argument("--stage2-space", default="stage2", help="search-space YAML file, or a shipped space's name")
@@ -46,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage-2 paradigm(s): tune or freeze the trunk; several are compared at the end")
     p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True,
                    help="stage 2: feed the mean accessibility of the training cell types")
+    p.add_argument("--mean-feature", default="loo", choices=MEAN_FEATURES,
+                   help="stage-2 training pairs' mean input: loo (never the pair's own label) or reference "
+                        "(own label included, as the reference implementation)")
     p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; demo 0.25)")
     p.add_argument("--workers-per-trial", type=int, default=0,
                    help="Ray Train workers per trial (DDP); 0 trains inside the trial's own process")

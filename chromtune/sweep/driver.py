@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from chromtune.atomic import write_text
+from chromtune.data.folds import roles_table
 from chromtune.sweep.fold import RESULT_NAMES, fold_process, run_fold, share_data_file, summary_table
 from chromtune.sweep.lease import Lease
 from chromtune.sweep.plan import DONE_MARKER, SweepPlan, check_storage, concurrent_folds, is_finished
@@ -100,8 +101,11 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
         tracker.finish(sweep_run, "KILLED")
         raise
     table = summary_table(results)
+    roles = roles_table(plan.folds, plan.cell_types)
     summary = {"summary.csv": table.to_csv(),
-               "summary.md": table.to_markdown() if _has_tabulate() else table.to_string()}
+               "summary.md": (table.to_markdown() if _has_tabulate() else table.to_string())
+               + "\n\nEach cell type's role per fold:\n\n" + roles,
+               "folds.tsv": roles}
     for name, text in summary.items():
         write_text(plan.local / name, text)
         if plan.storage.is_uri:
@@ -114,6 +118,16 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     release_shared(plan.base["data"])
     plan.storage.write_text(DONE_MARKER, json.dumps({"sweep_run": sweep_run, "finished": time.time()}))
     return table
+
+
+def fold_roles_text(plan: SweepPlan) -> str:
+    """Each fold's test and validation cell types (the rest train); folds.tsv lists every role."""
+    names = plan.cell_types
+    lines = ["cell types per fold (every cell type is tested once; the rest of each fold trains; folds.tsv):"]
+    for fold in plan.folds:
+        lines.append(f"  fold {fold.index}: test {', '.join(names[c] for c in fold.test)}; "
+                     f"valid {', '.join(names[c] for c in fold.valid)}")
+    return "\n".join(lines)
 
 
 def _has_tabulate() -> bool:
@@ -155,6 +169,7 @@ def run_sweeps(plans: list[SweepPlan], argv: list[str]) -> int:
             table = run_sweep(plan)
             print(f"\n{plan.key}: test AUPRC / AUROC on held-out cell types (model and baselines on the same pairs):")
             print(table.to_string())
+            print(fold_roles_text(plan))
     except Interrupted as stop:
         why = f" ({STOP.reason})" if STOP.reason.startswith("another driver") else ""
         print(f"chromtune: interrupted{why}: sweep {current.key}: {stop}; continue with: {hint}",

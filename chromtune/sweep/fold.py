@@ -18,7 +18,7 @@ from chromtune.sweep.stage import run_stage
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import RESULT_NAMES
 
-FOLD_METRICS = ("auprc", "auroc", "auprc_mean_per_cell", "auroc_mean_per_cell")
+FOLD_METRICS = ("auprc", "auroc", "auprc_mean_per_cell", "auroc_mean_per_cell", "auprc_specific")
 MODEL_LOGGED = "chromtune.model_logged"
 
 
@@ -45,14 +45,14 @@ def evaluate_fold(plan: SweepPlan, tracker, fold: int, fold_run: str, stage2: di
     if done is None:
         STOP.check(f"fold {fold} test evaluation (not started)")
         out.mkdir(parents=True, exist_ok=True)
-        cfg = TrainConfig.from_dict(stage2["config"])
+        cfg = TrainConfig.from_dict({**stage2["config"], "evaluate_test": True})  # the fold's one test evaluation
         report = evaluate_remotely(plan, stage2)
         metrics = finish_run(cfg, fetch(plan.storage.uri_of(stage2["checkpoint"])), out, test=report)
         if plan.storage.is_uri:
             plan.storage.put_folder(out, out.name)
         test = metrics["test"]
         result = {"fold": fold, "test_pairs": metrics["test_pairs"],
-                  **{name: {m: test[name][m] for m in FOLD_METRICS} for name in RESULT_NAMES}}
+                  **{name: {m: test[name][m] for m in FOLD_METRICS if m in test[name]} for name in RESULT_NAMES}}
         plan.storage.write_text(f"fold{fold}-test.json", json.dumps(result, indent=1))
     else:
         result = json.loads(done)
@@ -90,6 +90,7 @@ def summary_table(results: list[dict]) -> pd.DataFrame:
         for name in RESULT_NAMES:
             row[f"{name} AUPRC"] = round(result[name]["auprc"], 4)
             row[f"{name} AUROC"] = round(result[name]["auroc"], 4)
+            row[f"{name} specific AUPRC"] = round(result[name].get("auprc_specific", float("nan")), 4)
         rows.append(row)
     table = pd.DataFrame(rows).set_index("fold")
     table.loc["mean"] = table.mean().round(4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -31,11 +31,12 @@ class SweepPlan:
     tracking_uri: str
     experiment: str
     cell_types: list[str]
+    folds: list = field(default_factory=list)  # chromtune.data.folds.Fold, one per fold run
 
 
 def plan_sweep(args: argparse.Namespace) -> SweepPlan:
     """Validate every flag and file before Ray or MLflow start."""
-    from chromtune.data.folds import make_folds
+    from chromtune.data.folds import plan_folds
     from chromtune.train.task import load_dataset
 
     if args.arch not in ARCHITECTURES:
@@ -52,20 +53,23 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
         from chromtune.data.demo import demo_path
         data = str(demo_path())
     dataset = load_dataset(data)
-    make_folds(dataset.n_cell_types, args.folds, args.seed)
+    folds = plan_folds(dataset.n_cell_types, args.folds, args.seed, args.split)
+    args.folds = len(folds)  # the reference split is one fold
     spaces = {1: load_search_space(args.stage1_space), 2: load_search_space(args.stage2_space)}
     if args.smoke_test:
         spaces = {stage: space.shrunk() for stage, space in spaces.items()}
     width = args.width or (1.0 if args.data else 0.25)
     mean_tag = "mean" if args.with_mean else "nomean"
-    key = f"{Path(data).stem}-{args.arch}-{args.paradigm}-{mean_tag}-k{args.folds}-s{args.seed}" + \
+    variant = ("-ref" if args.split == "reference" else "") + ("-meanref" if args.mean_feature == "reference" else "")
+    key = f"{Path(data).stem}-{args.arch}-{args.paradigm}-{mean_tag}-k{args.folds}-s{args.seed}{variant}" + \
           ("-smoke" if args.smoke_test else "")
     storage = Storage(args.storage).child(key)
     local = Path(storage.root) if not storage.is_uri else Path(tempfile.gettempdir()) / "chromtune-sweeps" / key
-    base = dict(data=data, arch=args.arch, folds=args.folds, seed=args.seed, width=width, paradigm=args.paradigm,
-                with_mean=args.with_mean, threads=max(1, int(args.cpus_per_worker)))
+    base = dict(data=data, arch=args.arch, folds=args.folds, split=args.split, seed=args.seed, width=width,
+                paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature,
+                threads=max(1, int(args.cpus_per_worker)))
     return SweepPlan(args, data, base, spaces, key, storage, local, args.tracking_uri or "sqlite:///mlflow.db",
-                     args.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types)
+                     args.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types, folds)
 
 
 def _trial_slots(plan: SweepPlan) -> float:
