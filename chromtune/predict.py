@@ -5,8 +5,11 @@
     chromtune predict --model runs/s2 --expression new.tsv --regions enhancers.bed --fill-missing median --out p.h5
 
 **Model** (``--model``): a stage-2 checkpoint file (``best.pt`` of ``chromtune train``), a run folder
-holding one, or the MLflow run id of a sweep's fold run (tag ``chromtune.level=fold``), whose
-artifact ``best.pt`` is fetched from ``--tracking-uri`` (default ``sqlite:///mlflow.db``). Besides
+holding one, the MLflow run id of a sweep's fold run (tag ``chromtune.level=fold``), whose
+artifact ``best.pt`` is fetched from ``--tracking-uri`` (default ``sqlite:///mlflow.db``), or the
+run id of a sweep (tag ``chromtune.level=sweep``): then every finished fold's selected model
+predicts, each with its own training cell types' mean feature, and the output is the mean of their
+probabilities (a fold ensemble; each member runs the fast path). Besides
 the weights the checkpoint names the model's genes (in input order), the expression transform, the
 training cell types (for the mean-accessibility feature and ``--fill-missing median``) and the
 training data set, the default ``--data``. ``--data`` supplies the bins and their sequence; its gene
@@ -27,7 +30,8 @@ the rest of the head, not the trunk. Training's validation and test evaluation s
 **Output** (``--out``, HDF5, written atomically; rows sorted by chromosome, then start)::
 
     attrs            format="chromtune-predictions", format_version, chromtune_version, model (the
-                     checkpoint's path, or runs:/ID/best.pt), run_id, model_config (JSON), data,
+                     checkpoint's path, or runs:/ID/best.pt; for an ensemble every member's, comma-separated),
+                     run_id, members (models averaged), model_config (JSON), data,
                      expression, expression_transform, fill_missing, regions, assembly, bin_size, stride
     probabilities    (n, C) float16  P(accessible), bins x cell types
     cell_types       (C,)   str
@@ -117,6 +121,47 @@ def load_predictor(source: str, tracking_uri: str | None = None) -> tuple[torch.
         return model, meta
     raise UserError(f"--model {source}: no such checkpoint file or run folder, and not an MLflow run id "
                     "(32 hex digits)")
+
+
+def load_predictors(source: str, tracking_uri: str | None = None) -> list[tuple[torch.nn.Module, dict]]:
+    """The models `source` names: every finished fold's selected model (in fold order) when it is a
+    sweep's MLflow run id, else the one model of :func:`load_predictor`. Each member's metadata
+    gains ``fold``; an ensemble's members must share genes and expression transform."""
+    folds = _sweep_folds(source, tracking_uri) if _RUN_ID.fullmatch(source) and not Path(source).exists() else None
+    if folds is None:
+        return [load_predictor(source, tracking_uri)]
+    members = [load_predictor(run_id, tracking_uri) for run_id in folds]
+    for model, meta in members[1:]:
+        for key in ("genes", "expression_transform"):
+            if meta[key] != members[0][1][key]:
+                raise UserError(f"--model {source}: the sweep's fold models differ in {key}; predict with one "
+                                "fold's run id")
+    return members
+
+
+def _sweep_folds(run_id: str, tracking_uri: str | None) -> list[str] | None:
+    """Run ids of a sweep run's FINISHED fold runs in fold order; None when `run_id` is no sweep run."""
+    if tracking_uri is None:
+        from chromtune.tracking import DEFAULT_TRACKING_URI
+        tracking_uri = DEFAULT_TRACKING_URI
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
+        return None  # load_predictor says what is missing
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return None
+    if run.data.tags.get("chromtune.level") != "sweep":
+        return None
+    folds = client.search_runs([run.info.experiment_id], max_results=10_000, filter_string=(
+        f"tags.`mlflow.parentRunId` = '{run_id}' and tags.`chromtune.level` = 'fold' "
+        "and attributes.status = 'FINISHED'"))
+    if not folds:
+        raise UserError(f"--model {run_id}: a sweep run with no finished fold; wait for one, or name a fold's run id")
+    return [r.info.run_id for r in sorted(folds, key=lambda r: int(r.data.tags.get("fold", 0)))]
 
 
 def _load_checkpoint(path: Path, source: str) -> tuple[nn.Module, dict]:
@@ -270,6 +315,17 @@ def predict_accessibility(model, dataset: Dataset, expression: np.ndarray, bins:
     return out
 
 
+def predict_ensemble(members: list[tuple[torch.nn.Module, np.ndarray | None]], dataset: Dataset,
+                     expression: np.ndarray, bins: np.ndarray, batch_size: int = 512, device="cpu") -> np.ndarray:
+    """(len(bins), C) float32: the mean over `members` (model, its mean feature or None) of
+    :func:`predict_accessibility`, a fold ensemble's probabilities."""
+    total = None
+    for model, mean in members:
+        p = predict_accessibility(model, dataset, expression, bins, mean, batch_size, device)
+        total = p if total is None else total + p
+    return total / len(members)
+
+
 # -- bins --------------------------------------------------------------------------------------
 def has_coordinates(ds: Dataset) -> bool:
     """Whether the bins have genome coordinates (imported reference data sets have start -1)."""
@@ -398,11 +454,12 @@ def _write_bigwig_block(tracks: list, ds: Dataset, block: np.ndarray, p: np.ndar
                             "would overlap in a bigWig track") from None
 
 
-def write_predictions(out: Path, model, ds: Dataset, expression: np.ndarray, cells: list[str], bins: np.ndarray,
-                      mean: np.ndarray | None, attrs: dict, bed_dir: Path | None = None,
+def write_predictions(out: Path, members: list, ds: Dataset, expression: np.ndarray, cells: list[str],
+                      bins: np.ndarray, attrs: dict, bed_dir: Path | None = None,
                       bigwig_dir: Path | None = None, threshold: float = 0.5, batch_size: int = 512,
                       device="cpu") -> None:
-    """Predict `bins` (sorted here by chromosome, then start) block by block and stream the outputs.
+    """Predict `bins` (sorted here by chromosome, then start) block by block and stream the outputs;
+    `members` are (model, mean feature or None) pairs whose probabilities are averaged (one for one model).
 
     Every file is written under a temporary name and renamed into place only after the last block.
     BED rows and bigWig values use the stored float16 probabilities, so the three outputs agree.
@@ -423,7 +480,7 @@ def write_predictions(out: Path, model, ds: Dataset, expression: np.ndarray, cel
                                             leave=False))
         for lo in range(0, len(bins), BLOCK_BINS):
             block = bins[lo:lo + BLOCK_BINS]
-            p16 = predict_accessibility(model, ds, expression, block, mean, batch_size, device).astype(np.float16)
+            p16 = predict_ensemble(members, ds, expression, block, batch_size, device).astype(np.float16)
             probabilities[lo:lo + len(block)] = p16
             names[lo:lo + len(block)] = bin_names(ds, block).astype(object)
             if beds:
@@ -438,7 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chromtune predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True,
-                   help="stage-2 checkpoint file, run folder holding best.pt, or MLflow run id of a sweep's fold run")
+                   help="stage-2 checkpoint file, run folder holding best.pt, MLflow run id of a sweep's fold run, "
+                        "or of a sweep (the mean of its fold models)")
     p.add_argument("--expression", required=True, type=Path,
                    help="TPM table of the new cell types (genes x cell types or cell types x genes)")
     p.add_argument("--data", type=Path, help="data set whose bins to predict (default: the model's training data set)")
@@ -511,9 +569,11 @@ def _train_cells(ds: Dataset, meta: dict, why: str) -> np.ndarray:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     device = _check_args(args)
-    model, meta = load_predictor(args.model, args.tracking_uri)
+    loaded = load_predictors(args.model, args.tracking_uri)
+    model, meta = loaded[0]
     ds = _open_data(args.data, meta)
-    _check_data(ds, model, meta)
+    for member, member_meta in loaded:
+        _check_data(ds, member, member_meta)
     train_expression = (ds.expression[_train_cells(ds, meta, "--fill-missing median")]
                         if args.fill_missing == "median" else None)
     expression, cells = align_expression(args.expression, meta["genes"], meta["expression_transform"],
@@ -522,18 +582,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (args.bed or args.bigwig) and not has_coordinates(ds):
         flag = "--bed" if args.bed else "--bigwig"
         raise UserError(f"{flag}: the data set {ds.path} has no genome coordinates (an imported reference data set?)")
-    mean = (mean_accessibility(ds.labels, _train_cells(ds, meta, "the model's mean-accessibility feature"))
-            if model.config["with_mean"] else None)
-    attrs = {"model": meta["checkpoint"], "run_id": meta.get("run_id", ""), "model_config": json.dumps(model.config),
+    why = "the model's mean-accessibility feature"
+    members = [(member, mean_accessibility(ds.labels, _train_cells(ds, member_meta, why))
+                if member.config["with_mean"] else None) for member, member_meta in loaded]
+    attrs = {"model": ",".join(m["checkpoint"] for _, m in loaded),
+             "run_id": args.model if len(loaded) > 1 else meta.get("run_id", ""), "members": len(loaded),
+             "model_config": json.dumps(model.config),
              "data": str(ds.path), "expression": str(args.expression.resolve()),
              "expression_transform": meta["expression_transform"], "fill_missing": args.fill_missing or "",
              "regions": str(args.regions.resolve()) if args.regions else "",
              "assembly": str(ds.attrs.get("assembly", "unknown")), "bin_size": ds.bin_size, "stride": ds.stride}
-    write_predictions(args.out, model, ds, expression, cells, bins, mean, attrs, args.bed, args.bigwig,
+    write_predictions(args.out, members, ds, expression, cells, bins, attrs, args.bed, args.bigwig,
                       args.threshold, args.batch_size, device)
     extras = "".join(f"; {kind} files in {folder}" for kind, folder in (("BED", args.bed), ("bigWig", args.bigwig))
                      if folder is not None)
-    print(f"{args.out}: {len(bins):,} bins x {len(cells)} cell types{extras}")
+    ensemble = f" (mean of {len(loaded)} fold models)" if len(loaded) > 1 else ""
+    print(f"{args.out}: {len(bins):,} bins x {len(cells)} cell types{ensemble}{extras}")
     return 0
 
 

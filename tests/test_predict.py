@@ -394,3 +394,60 @@ def test_model_from_an_mlflow_run_id(setup, tmp_path):
         predict.load_predictor(trial_run, uri)
     with pytest.raises(UserError, match="no such run"):
         predict.load_predictor("f" * 32, uri)
+
+
+# -- the fold ensemble -------------------------------------------------------------------------
+@pytest.mark.tracking
+def test_a_sweep_run_id_averages_its_fold_models(setup, tmp_path, capsys):
+    """--model SWEEP_RUN_ID: the mean of the finished folds' predictions, each with its own training
+    cell types' mean feature; one fold's run id predicts with that fold's model alone."""
+    import mlflow
+
+    d, ds = setup["dir"], setup["ds"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("ensemble", artifact_location=(tmp_path / "artifacts").as_uri())
+    sweep = client.create_run(experiment, tags={"chromtune.level": "sweep"}).info.run_id
+    folds = {0: [0, 1, 2, 3, 4, 5], 1: [2, 3, 4, 5, 6, 7], 2: [0, 4, 5, 6, 7, 8]}  # each fold's training cells
+    models, runs = {}, {}
+    for fold, train in folds.items():
+        models[fold] = tiny_model(seed=10 + fold)
+        folder = tmp_path / f"fold{fold}"
+        folder.mkdir()
+        save_checkpoint(folder / "best.pt", models[fold], ds, d / "data.h5",
+                        train_cells=[ds.cell_types[c] for c in train], fold=fold)
+        runs[fold] = client.create_run(experiment, tags={"chromtune.level": "fold", "fold": str(fold),
+                                                        "mlflow.parentRunId": sweep}).info.run_id
+        client.log_artifact(runs[fold], str(folder / "best.pt"))
+        if fold != 2:  # fold 2 never finished: not a member
+            client.set_terminated(runs[fold], "FINISHED")
+
+    members = predict.load_predictors(sweep, uri)
+    assert [m["fold"] for _, m in members] == [0, 1]
+    expression, _ = predict.align_expression(d / "new.tsv", ds.genes, "log1p")
+    bins = np.arange(ds.n_bins)
+    per_fold = [predict.predict_accessibility(models[f], ds, expression, bins, mean_accessibility(ds.labels, folds[f]))
+                for f in (0, 1)]
+    assert np.abs(per_fold[0] - per_fold[1]).max() > 1e-3  # the folds do disagree
+    ensemble = predict.predict_ensemble([(models[f], mean_accessibility(ds.labels, folds[f])) for f in (0, 1)],
+                                        ds, expression, bins)
+    np.testing.assert_allclose(ensemble, (per_fold[0] + per_fold[1]) / 2, rtol=1e-6, atol=1e-7)
+
+    code, out, err = cli(["--model", sweep, "--tracking-uri", uri, "--expression", d / "new.tsv",
+                          "--out", d / "ens.h5"], capsys)
+    assert code == 0, err
+    assert "mean of 2 fold models" in out
+    code, _, err = cli(["--model", runs[1], "--tracking-uri", uri, "--expression", d / "new.tsv",
+                        "--out", d / "one.h5"], capsys)
+    assert code == 0, err
+    with h5py.File(d / "ens.h5") as f, h5py.File(d / "one.h5") as g:
+        order = f["bins/index"][()]
+        assert f.attrs["members"] == 2 and f.attrs["run_id"] == sweep and g.attrs["members"] == 1
+        np.testing.assert_allclose(f["probabilities"][()].astype(np.float32),
+                                   ((per_fold[0] + per_fold[1]) / 2)[order].astype(np.float16), atol=1e-3)
+        np.testing.assert_allclose(g["probabilities"][()].astype(np.float32),
+                                   per_fold[1][order].astype(np.float16), atol=1e-3)
+
+    empty = client.create_run(experiment, tags={"chromtune.level": "sweep"}).info.run_id
+    with pytest.raises(UserError, match="no finished fold"):
+        predict.load_predictors(empty, uri)
