@@ -84,10 +84,12 @@ def main() -> None:
         features = feature_auprc(stage1)
         for variant in VARIANTS:
             cfg = TrainConfig(stage=2, fold=fold, init=str(root / f"fold{fold}" / "s1"), mean_feature=variant,
+                              evaluate_test=True,
                               **common, **budget(args.stage2))
             metrics = train(cfg, root / f"fold{fold}" / f"s2-{variant}")
             test = metrics["test"]["model"]
             rows.append({"fold": fold, "variant": variant, "test_auprc": test["auprc"], "test_auroc": test["auroc"],
+                         "test_auprc_specific": test.get("auprc_specific", float("nan")),
                          "test_auprc_mean_per_cell": test["auprc_mean_per_cell"],
                          "best_valid_auprc": metrics["best_valid_auprc"],
                          "feature_auprc_train_pairs": features[variant],
