@@ -1,5 +1,7 @@
-"""The node-wide shared copy of a data set: same contents, read-only, one holder per node."""
+"""Sharing one copy of a data set per node: current files are mapped from the file by every process;
+a format_version 1 file (compressed) comes from the node's holder actor, read-only."""
 
+import h5py
 import numpy as np
 import pytest
 import ray
@@ -17,6 +19,20 @@ def local_ray():
     ray.shutdown()
 
 
+def write_version_1(path, ds) -> None:
+    """The format_version 1 layout: gzip-compressed genome per chromosome, dense chunked labels."""
+    with h5py.File(path, "w") as f:
+        f.attrs.update(format="chromtune-dataset", format_version=1, bin_size=ds.bin_size, stride=ds.stride,
+                       context=ds.context, provenance="{}")
+        f["chromosomes"] = np.array(ds.chromosomes, dtype=h5py.string_dtype())
+        for chrom in ds.chromosomes:
+            f.create_dataset(f"genome/{chrom}", data=ds.genome[chrom], compression="gzip")
+        f["bins/chrom"], f["bins/start"] = ds.bin_chrom.astype(np.int32), ds.bin_start
+        f.create_dataset("labels", data=ds.labels, chunks=True, compression="gzip")
+        f["cell_types"] = np.array(ds.cell_types, dtype=h5py.string_dtype())
+        f["expression"], f["genes"] = ds.expression, np.array(ds.genes, dtype=h5py.string_dtype())
+
+
 @ray.remote(max_calls=1)  # a fresh worker process per call
 def _read(path: str, bins: list[int]):
     import os
@@ -25,20 +41,23 @@ def _read(path: str, bins: list[int]):
 
     ds = load_dataset(path)
     return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
-            "windows": ds.window_codes(np.asarray(bins)), "labels": ds.labels, "expression": ds.expression,
-            "genome": {c: ds.genome[c][:50].copy() for c in ds.chromosomes},
-            "writeable": [ds.labels.flags.writeable, ds.expression.flags.writeable, ds._flat.flags.writeable]}
+            "windows": ds.window_codes(np.asarray(bins)), "labels": np.asarray(ds.labels),
+            "expression": ds.expression, "genome": {c: ds.genome[c][:50].copy() for c in ds.chromosomes},
+            "mapped": isinstance(ds.labels.packed, np.memmap),
+            "writeable": [ds.labels.packed.flags.writeable, ds.expression.flags.writeable,
+                          ds.sequence.flags.writeable]}
 
 
-def test_shared_copy_equals_the_file_and_is_read_only(local_ray, small_dataset_file):
-    path = str(small_dataset_file)
+def test_version_1_file_shared_copy_equals_the_file_and_is_read_only(local_ray, tmp_path, small_dataset):
+    path = str(tmp_path / "v1.h5")
+    write_version_1(path, small_dataset)
     direct = open_dataset(path)
     bins = [0, 5, direct.n_bins - 1]
     first, second = ray.get([_read.remote(path, bins), _read.remote(path, bins)])
     assert first["pid"] != second["pid"]
     for got in (first, second):
         np.testing.assert_array_equal(got["windows"], direct.window_codes(np.asarray(bins)))
-        np.testing.assert_array_equal(got["labels"], direct.labels)
+        np.testing.assert_array_equal(got["labels"], small_dataset.labels)
         np.testing.assert_array_equal(got["expression"], direct.expression)
         for chrom in direct.chromosomes:
             np.testing.assert_array_equal(got["genome"][chrom], direct.genome[chrom][:50])
@@ -50,7 +69,15 @@ def test_shared_copy_equals_the_file_and_is_read_only(local_ray, small_dataset_f
     assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]
 
 
-def test_outside_ray_workers_the_file_is_opened_privately(local_ray, small_dataset_file):
-    ds = load_dataset(str(small_dataset_file))  # the driver: no holder actor, a writeable private copy
-    assert ds.labels.flags.writeable
+def test_current_files_are_mapped_in_workers_without_a_holder(local_ray, small_dataset_file):
+    path = str(small_dataset_file)
+    got = ray.get(_read.remote(path, [0, 3]))
+    assert got["mapped"] and got["writeable"] == [False, True, False]
+    np.testing.assert_array_equal(got["windows"], open_dataset(path).window_codes(np.asarray([0, 3])))
+    assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]
+
+
+def test_outside_ray_workers_the_file_is_mapped_too(local_ray, small_dataset_file):
+    ds = load_dataset(str(small_dataset_file))  # the driver: no holder actor
+    assert isinstance(ds.labels.packed, np.memmap)
     assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def summarise(ds: Dataset) -> dict:
     """A JSON-ready summary: sizes, names, positives per cell type, layout and provenance."""
-    positives = ds.labels.sum(axis=0, dtype=np.int64)
+    positives = ds.labels.column_counts()
     bins_per_chrom = np.bincount(ds.bin_chrom, minlength=len(ds.chromosomes))
     try:
         provenance = json.loads(ds.attrs.get("provenance", "{}"))
@@ -47,7 +47,7 @@ def summarise(ds: Dataset) -> dict:
         "genes": list(ds.genes),
         "positives": {c: int(n) for c, n in zip(ds.cell_types, positives)},
         "positive_fraction": float(positives.sum() / max(1, ds.labels.size)),
-        "bins_positive_anywhere": int(ds.labels.any(axis=1).sum()),
+        "bins_positive_anywhere": ds.labels.rows_positive_anywhere(),
         "expression_range": [float(ds.expression.min()), float(ds.expression.max())] if ds.expression.size else None,
         "bins_dropped_for_n": provenance.get("bins_dropped_for_n"),
         "provenance": provenance,

@@ -66,8 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.exists() and any(Path(p).exists() and out.resolve() == Path(p).resolve() for p in inputs):
         raise UserError(f"--out {out}: is one of the input files")
     check_output_file(out, "--out")
-    from chromtune.data.dataset import write_dataset
-    from chromtune.data.prepare import PrepareOptions, prepare_dataset
+    from chromtune.data.prepare import PrepareOptions, prepare_file
     options = PrepareOptions(
         bin_size=args.bin_size, stride=args.stride, context=args.context, chroms=chroms,
         positives_only=args.positives_only,
@@ -75,11 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed, transform=args.transform, assembly=args.assembly,
         max_n_fraction=args.max_n_fraction,
     )
-    dataset, provenance = prepare_dataset(args.genome, args.samples, args.expression, args.tfs, options)
-    write_dataset(out, dataset, provenance)
-    positives = int(dataset.labels.sum())
-    print(f"wrote {out}: {dataset.n_bins} bins on {len(dataset.chromosomes)} chromosome(s) x "
-          f"{dataset.n_cell_types} cell types ({positives} positive pairs), {dataset.n_genes} genes")
+    provenance = prepare_file(out, args.genome, args.samples, args.expression, args.tfs, options)
+    print(f"wrote {out}: {provenance['n_bins']} bins on {len(provenance['bins_dropped_for_n'])} chromosome(s) x "
+          f"{len(provenance['peaks'])} cell types ({provenance['positive_pairs']} positive pairs), "
+          f"{provenance['n_genes']} genes")
     return 0
 
 

@@ -1,19 +1,27 @@
 """The chromtune data set file (HDF5) and its in-memory form.
 
-One self-contained, read-only file per data set::
+One self-contained, read-only file per data set (format_version 2)::
 
     attrs            format="chromtune-dataset", format_version, bin_size, stride, context,
                      assembly, expression_transform, chromtune_version, provenance (JSON)
     chromosomes      (C,)        str     chromosome names, in bin order of first appearance
-    genome/<chrom>   (len,)      uint8   sequence codes A,C,G,T,N = 0..4   } exactly one of
-    windows          (n, L)      uint8   stored windows, L = context       } the two
+    sequence         (P,)        uint8   codes A,C,G,T,N = 0..4 of every chromosome, in order,  } exactly
+                                         each preceded and the last followed by ``context`` N   } one of
+    sequence_starts  (C,)        int64   where each chromosome starts in ``sequence``           } the
+    windows          (n, L)      uint8   stored windows, L = context                            } two
     bins/chrom       (n,)        int32   index into ``chromosomes``
     bins/start       (n,)        int64   bin start (0-based); -1 where unknown (stored windows)
-    labels           (n, T)      uint8   0/1 accessibility, bins x cell types (chunked, gzip)
+    labels_packed    (n, ceil(T/8)) uint8  labels bit-packed along cell types (chromtune.data.labels)
     cell_types       (T,)        str
     expression       (T, G)      float32 transformed TF expression, cell types x genes
     genes            (G,)        str
     truth/...        optional    the planted truth of the demo data set
+
+The large arrays (sequence, windows, bins, labels) are contiguous, uncompressed datasets:
+:func:`open_dataset` maps them read-only from the file (``np.memmap`` at their file offset), so
+every process on a machine that opens the file shares one copy in the page cache and its private
+memory does not grow with the genome. Files of format_version 1 (gzip-compressed ``genome/<chrom>``
+and dense ``labels`` (n, T)) are still read, into private memory.
 
 :func:`open_dataset` checks every shape, name and value and raises :class:`DatasetError` with one
 line naming the file and the problem. :meth:`Dataset.window_codes` gathers (n, L) uint8 windows
@@ -32,11 +40,13 @@ import numpy as np
 
 from chromtune import __version__
 from chromtune.atomic import atomic_path
+from chromtune.data.labels import CHUNK_ROWS, PackedLabels, pack
 from chromtune.errors import UserError
 
 FORMAT = "chromtune-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 N_CODE = 4
+_SEQUENCE_CHUNK = 1 << 26  # bases per pass of the code check
 
 
 class DatasetError(UserError):
@@ -45,16 +55,18 @@ class DatasetError(UserError):
 
 @dataclass
 class Dataset:
-    """A data set held in memory.
+    """A data set held in memory or mapped from its file.
 
     Exactly one of ``genome`` (chromosome -> uint8 codes) and ``windows`` ((n, context) uint8)
-    is set. ``labels`` is (n_bins, n_cell_types) uint8 0/1; ``expression`` (n_cell_types, n_genes).
+    is set. ``labels`` is (n_bins, n_cell_types) 0/1, a :class:`PackedLabels` or (built in memory)
+    a dense uint8 array; read it by blocks (``labels[rows]``, ``labels[np.ix_(rows, cols)]``).
+    ``expression`` is (n_cell_types, n_genes).
     """
 
     chromosomes: list[str]
     bin_chrom: np.ndarray
     bin_start: np.ndarray
-    labels: np.ndarray
+    labels: PackedLabels | np.ndarray
     cell_types: list[str]
     expression: np.ndarray
     genes: list[str]
@@ -66,8 +78,8 @@ class Dataset:
     attrs: dict = field(default_factory=dict)
     truth: dict[str, np.ndarray] = field(default_factory=dict)
     path: str | None = None
-    _flat: np.ndarray | None = field(default=None, repr=False)
-    _offsets: np.ndarray | None = field(default=None, repr=False)
+    sequence: np.ndarray | None = field(default=None, repr=False)
+    sequence_starts: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_bins(self) -> int:
@@ -81,41 +93,53 @@ class Dataset:
     def n_genes(self) -> int:
         return int(self.expression.shape[1])
 
-    def _window_view(self) -> tuple[np.ndarray, np.ndarray]:
-        """A strided (positions, context) view of all chromosomes padded with N, and each bin's row."""
-        if self._flat is None:
-            pad = np.full(self.context, N_CODE, dtype=np.uint8)
-            parts, starts, offset = [pad], [], self.context
-            for chrom in self.chromosomes:
-                codes = self.genome[chrom]
-                starts.append(offset)
-                parts += [codes, pad]
-                offset += len(codes) + self.context
-            self._flat = np.concatenate(parts)
-            left = self.bin_size // 2 - self.context // 2
-            self._offsets = np.asarray(starts, dtype=np.int64)[self.bin_chrom] + self.bin_start + left
-        view = np.lib.stride_tricks.sliding_window_view(self._flat, self.context)
-        return view, self._offsets
+    def _sequence(self) -> tuple[np.ndarray, np.ndarray]:
+        """All chromosomes' codes in one N-padded array (the file's ``sequence``) and their starts."""
+        if self.sequence is None:
+            self.sequence, self.sequence_starts = join_sequence([self.genome[c] for c in self.chromosomes],
+                                                                self.context)
+        return self.sequence, self.sequence_starts
 
     def window_codes(self, bins: np.ndarray) -> np.ndarray:
         """(len(bins), context) uint8 codes of the windows centred on ``bins``; N past chromosome ends."""
         bins = np.asarray(bins, dtype=np.int64)
         if self.windows is not None:
-            return self.windows[bins]
-        view, offsets = self._window_view()
-        return view[offsets[bins]]
+            return np.asarray(self.windows[bins])
+        sequence, starts = self._sequence()
+        left = self.bin_size // 2 - self.context // 2
+        offsets = starts[self.bin_chrom[bins]] + self.bin_start[bins] + left
+        return np.lib.stride_tricks.sliding_window_view(sequence, self.context)[offsets]
 
     def chrom_of_bins(self) -> np.ndarray:
         """(n_bins,) array of chromosome names."""
         return np.asarray(self.chromosomes, dtype=object)[self.bin_chrom]
 
 
+def join_sequence(parts: list[np.ndarray], context: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chromosomes' codes joined with ``context`` N before each and after the last, and their starts."""
+    lengths = np.asarray([len(p) for p in parts], dtype=np.int64)
+    starts = context * np.arange(1, len(parts) + 1, dtype=np.int64) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    out = np.full(int(lengths.sum()) + context * (len(parts) + 1), N_CODE, dtype=np.uint8)
+    for part, start in zip(parts, starts):
+        out[start:start + len(part)] = part
+    return out, starts
+
+
 def _strings(values) -> np.ndarray:
     return np.asarray([str(v) for v in values], dtype=h5py.string_dtype())
 
 
+def _write_rows(f: h5py.File, name: str, source, n: int, width: int | None, dtype, convert=None) -> None:
+    """A contiguous (mappable) dataset filled from ``source`` in chunks of rows."""
+    shape = (n,) if width is None else (n, width)
+    target = f.create_dataset(name, shape=shape, dtype=dtype)
+    for start in range(0, n, CHUNK_ROWS):
+        block = np.asarray(source[start:start + CHUNK_ROWS])
+        target[start:start + len(block)] = convert(block) if convert else block
+
+
 def write_dataset(path: str | os.PathLike, dataset: Dataset, provenance: dict | None = None) -> None:
-    """Write ``dataset`` to ``path`` atomically (temporary name, then rename)."""
+    """Write ``dataset`` to ``path`` atomically (temporary name, then rename), in format_version 2."""
     if (dataset.genome is None) == (dataset.windows is None):
         raise ValueError("a data set holds exactly one of a genome and stored windows")
     attrs = dict(dataset.attrs)
@@ -130,33 +154,50 @@ def write_dataset(path: str | os.PathLike, dataset: Dataset, provenance: dict | 
     )
     attrs.setdefault("assembly", "unknown")
     attrs.setdefault("expression_transform", "log1p")
-    n_cells = len(dataset.cell_types)
+    n, n_cells = dataset.n_bins, len(dataset.cell_types)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for key, value in attrs.items():
                 f.attrs[key] = value
             f["chromosomes"] = _strings(dataset.chromosomes)
             if dataset.genome is not None:
-                group = f.create_group("genome")
-                for chrom in dataset.chromosomes:
-                    group.create_dataset(chrom, data=dataset.genome[chrom], compression="gzip", compression_opts=1)
+                parts = [dataset.genome[chrom] for chrom in dataset.chromosomes]
+                write_sequence(f, parts, dataset.context)
             else:
-                f.create_dataset("windows", data=dataset.windows, chunks=True, compression="gzip", compression_opts=1)
-            f["bins/chrom"] = np.asarray(dataset.bin_chrom, dtype=np.int32)
-            f["bins/start"] = np.asarray(dataset.bin_start, dtype=np.int64)
-            chunk_rows = max(1, min(len(dataset.labels), 1 << 16))
-            f.create_dataset(
-                "labels",
-                data=np.asarray(dataset.labels, dtype=np.uint8),
-                chunks=(chunk_rows, max(1, n_cells)),
-                compression="gzip",
-                compression_opts=4,
-            )
+                _write_rows(f, "windows", dataset.windows, n, np.shape(dataset.windows)[1], np.uint8)
+            _write_rows(f, "bins/chrom", dataset.bin_chrom, n, None, np.int32)
+            _write_rows(f, "bins/start", dataset.bin_start, n, None, np.int64)
+            labels = dataset.labels
+            if isinstance(labels, PackedLabels):
+                _write_rows(f, "labels_packed", labels.packed, n, labels.packed.shape[1], np.uint8)
+            else:
+                _write_rows(f, "labels_packed", labels, n, -(-n_cells // 8), np.uint8, pack)
             f["cell_types"] = _strings(dataset.cell_types)
             f["expression"] = np.asarray(dataset.expression, dtype=np.float32)
             f["genes"] = _strings(dataset.genes)
             for key, value in dataset.truth.items():
                 f[f"truth/{key}"] = value
+
+
+def write_sequence(f: h5py.File, parts, context: int, lengths: list[int] | None = None) -> np.ndarray:
+    """Write ``sequence`` and ``sequence_starts`` (module doc) from the chromosomes' codes, one at a time.
+
+    ``parts`` may be an iterator (streaming) when ``lengths`` gives the chromosomes' lengths.
+    Returns the starts.
+    """
+    lengths = np.asarray(lengths if lengths is not None else [len(p) for p in parts], dtype=np.int64)
+    starts = context * np.arange(1, len(lengths) + 1, dtype=np.int64) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    total = int(lengths.sum()) + context * (len(lengths) + 1)
+    target = f.create_dataset("sequence", shape=(total,), dtype=np.uint8)
+    pad = np.full(context, N_CODE, dtype=np.uint8)
+    target[:context] = pad
+    for part, start, length in zip(parts, starts, lengths):
+        if len(part) != length:
+            raise ValueError("a chromosome's codes do not have its stated length")
+        target[start:start + length] = part
+        target[start + length:start + length + context] = pad
+    f["sequence_starts"] = starts
+    return starts
 
 
 def _decode(values) -> list[str]:
@@ -171,8 +212,31 @@ def _check_unique(name: str, values: list[str], where: str) -> None:
         seen.add(value)
 
 
+def mapped(path: str | os.PathLike, dataset: h5py.Dataset) -> np.ndarray:
+    """A read-only view of a contiguous, uncompressed HDF5 dataset mapped from the file; a private
+    copy for any other layout (chunked, compressed, empty)."""
+    offset = dataset.id.get_offset() if dataset.chunks is None and dataset.compression is None else None
+    if offset is None or dataset.size == 0:
+        return dataset[()]
+    return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset, shape=dataset.shape)
+
+
+def format_version(path: str | os.PathLike) -> int:
+    """The file's format_version (the current one when the file cannot be read: open_dataset says why)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f.attrs.get("format_version", 1))
+    except (OSError, ValueError, TypeError):
+        return FORMAT_VERSION
+
+
+_REQUIRED = {1: ("chromosomes", "bins/chrom", "bins/start", "labels", "cell_types", "expression", "genes"),
+             2: ("chromosomes", "bins/chrom", "bins/start", "labels_packed", "cell_types", "expression", "genes")}
+
+
 def open_dataset(path: str | os.PathLike) -> Dataset:
-    """Read and validate a data set file; any problem is a one-line :class:`DatasetError`."""
+    """Read and validate a data set file, mapping its large arrays (module doc); any problem is a
+    one-line :class:`DatasetError`."""
     where = str(path)
     if not Path(path).is_file():
         raise DatasetError(f"{where}: no such data set file")
@@ -180,19 +244,36 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
                 raise DatasetError(f"{where}: not a chromtune data set (format attribute missing)")
-            for key in ("chromosomes", "bins/chrom", "bins/start", "labels", "cell_types", "expression", "genes"):
+            version = int(f.attrs.get("format_version", 1))
+            if version not in _REQUIRED:
+                raise DatasetError(f"{where}: format_version {version} is newer than this chromtune "
+                                   f"({__version__}) reads; upgrade chromtune")
+            for key in _REQUIRED[version]:
                 if key not in f:
                     raise DatasetError(f"{where}: missing '{key}'")
             attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
             chromosomes = _decode(f["chromosomes"][()])
-            genome = {c: f[f"genome/{c}"][()] for c in chromosomes} if "genome" in f else None
-            windows = f["windows"][()] if "windows" in f else None
+            cell_types = _decode(f["cell_types"][()])
+            sequence = starts = genome = None
+            if version == 1:
+                genome = {c: f[f"genome/{c}"][()] for c in chromosomes} if "genome" in f else None
+                windows = f["windows"][()] if "windows" in f else None
+                labels = _dense_labels(f["labels"], len(cell_types), where)
+            else:
+                if "sequence" in f:
+                    sequence, starts = mapped(path, f["sequence"]), f["sequence_starts"][()].astype(np.int64)
+                windows = mapped(path, f["windows"]) if "windows" in f else None
+                packed = mapped(path, f["labels_packed"])
+                if packed.ndim != 2 or packed.shape[1] != -(-len(cell_types) // 8):
+                    raise DatasetError(f"{where}: labels_packed has shape {packed.shape}, expected "
+                                       f"(bins, {-(-len(cell_types) // 8)}) for {len(cell_types)} cell types")
+                labels = PackedLabels(packed, len(cell_types))
             dataset = Dataset(
                 chromosomes=chromosomes,
-                bin_chrom=f["bins/chrom"][()].astype(np.int64),
-                bin_start=f["bins/start"][()].astype(np.int64),
-                labels=f["labels"][()],
-                cell_types=_decode(f["cell_types"][()]),
+                bin_chrom=mapped(path, f["bins/chrom"]),
+                bin_start=mapped(path, f["bins/start"]),
+                labels=labels,
+                cell_types=cell_types,
                 expression=f["expression"][()].astype(np.float32),
                 genes=_decode(f["genes"][()]),
                 bin_size=int(attrs["bin_size"]),
@@ -203,7 +284,11 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
                 attrs=attrs,
                 truth={k: f[f"truth/{k}"][()] for k in f["truth"]} if "truth" in f else {},
                 path=where,
+                sequence=sequence,
+                sequence_starts=starts,
             )
+            if sequence is not None:
+                dataset.genome = _chromosome_views(dataset, where)
     except DatasetError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as err:
@@ -212,8 +297,39 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
     return dataset
 
 
+def _dense_labels(source: h5py.Dataset, n_cells: int, where: str) -> PackedLabels:
+    """A format_version 1 dense (n, T) label matrix, packed chunk by chunk (0/1 checked on the way)."""
+    if source.ndim != 2 or source.shape[1] != n_cells:
+        raise DatasetError(f"{where}: labels have shape {source.shape}, expected ({source.shape[0]}, {n_cells})")
+    packed = np.empty((source.shape[0], -(-n_cells // 8)), dtype=np.uint8)
+    for start in range(0, source.shape[0], CHUNK_ROWS):
+        try:
+            packed[start:start + CHUNK_ROWS] = pack(source[start:start + CHUNK_ROWS])
+        except ValueError:
+            raise DatasetError(f"{where}: labels hold values other than 0 and 1") from None
+    return PackedLabels(packed, n_cells)
+
+
+def _chromosome_views(ds: Dataset, where: str) -> dict[str, np.ndarray]:
+    """Chromosome -> its codes, as views of the mapped ``sequence`` (lengths from the N padding)."""
+    starts = ds.sequence_starts
+    if starts.shape != (len(ds.chromosomes),) or (np.diff(starts) <= ds.context).any() or \
+            (len(starts) and (starts[0] != ds.context or starts[-1] + ds.context > len(ds.sequence))):
+        raise DatasetError(f"{where}: sequence_starts do not fit the sequence and its N padding")
+    ends = np.concatenate([starts[1:], [len(ds.sequence)]]) - ds.context
+    return {c: ds.sequence[s:e] for c, s, e in zip(ds.chromosomes, starts, ends)}
+
+
+def _chunked(array: np.ndarray, chunk: int = CHUNK_ROWS):
+    for start in range(0, len(array), chunk):
+        yield np.asarray(array[start:start + chunk])
+
+
 def validate(ds: Dataset, where: str = "data set") -> None:
-    """Check that shapes agree, names are unique, values are finite and labels are 0/1."""
+    """Check that shapes agree, names are unique, values are finite and labels are 0/1.
+
+    Whole-file passes run in chunks, so a mapped data set is never copied into private memory.
+    """
     n = len(ds.bin_chrom)
     if ds.labels.ndim != 2 or ds.labels.shape != (n, len(ds.cell_types)):
         raise DatasetError(f"{where}: labels have shape {ds.labels.shape}, expected ({n}, {len(ds.cell_types)})")
@@ -228,22 +344,26 @@ def validate(ds: Dataset, where: str = "data set") -> None:
     _check_unique("chromosome", ds.chromosomes, where)
     if n == 0 or not ds.cell_types:
         raise DatasetError(f"{where}: no bins or no cell types")
-    if ds.labels.max() > 1:
+    if isinstance(ds.labels, PackedLabels):
+        if not ds.labels.padding_is_clear():
+            raise DatasetError(f"{where}: labels hold values other than 0 and 1 (bits set past the last cell type)")
+    elif any(block.max() > 1 for block in _chunked(ds.labels)):
         raise DatasetError(f"{where}: labels hold values other than 0 and 1")
     if not np.isfinite(ds.expression).all():
         raise DatasetError(f"{where}: expression holds NaN or infinite values")
-    if ds.bin_chrom.min() < 0 or ds.bin_chrom.max() >= len(ds.chromosomes):
+    if any(block.min() < 0 or block.max() >= len(ds.chromosomes) for block in _chunked(ds.bin_chrom)):
         raise DatasetError(f"{where}: bins/chrom indexes past the chromosome list")
     if ds.bin_size <= 0 or ds.stride <= 0 or ds.context < ds.bin_size:
         raise DatasetError(f"{where}: bin_size, stride and context must be positive with context >= bin_size")
     if ds.windows is not None:
         if ds.windows.shape != (n, ds.context):
             raise DatasetError(f"{where}: windows have shape {ds.windows.shape}, expected ({n}, {ds.context})")
-        sequences = [ds.windows]
+        sequences = [ds.windows.reshape(-1)]
     else:
-        sequences = list(ds.genome.values())
+        sequences = [ds.sequence] if ds.sequence is not None else list(ds.genome.values())
         lengths = np.asarray([len(ds.genome[c]) for c in ds.chromosomes])
-        if (ds.bin_start < 0).any() or (ds.bin_start + ds.bin_size > lengths[ds.bin_chrom]).any():
-            raise DatasetError(f"{where}: a bin lies outside its chromosome")
-    if any(len(s) and s.max() > N_CODE for s in sequences):
+        for chrom, start in zip(_chunked(ds.bin_chrom), _chunked(ds.bin_start)):
+            if (start < 0).any() or (start + ds.bin_size > lengths[chrom]).any():
+                raise DatasetError(f"{where}: a bin lies outside its chromosome")
+    if any(len(block) and block.max() > N_CODE for s in sequences for block in _chunked(s, _SEQUENCE_CHUNK)):
         raise DatasetError(f"{where}: sequence codes outside 0..4")

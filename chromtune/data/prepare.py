@@ -8,28 +8,33 @@ Shapes (per chromosome of length ``L``, ``T`` cell types, ``G`` genes):
   ``bin_size`` bp of the bin itself; the flanks of its context window do not count) is N; dropped
   bins are never kept, neither as positives nor as sampled negatives, and their number per
   chromosome is in the provenance (``bins_dropped_for_n``)
-- labels: ``(n_bins, T)`` uint8; 1 where more than half of the bin lies in the cell type's peaks
-  (overlapping peaks merged first); computed by interval arithmetic on the merged peaks, touching
-  only the bins that overlap a peak
+- labels: ``(n_bins, T)`` 0/1, stored bit-packed; 1 where more than half of the bin lies in the
+  cell type's peaks (overlapping peaks merged first); computed by interval arithmetic on the merged
+  peaks, touching only the bins that overlap a peak
 - expression: ``(T, G)`` float32, transformed TPM, cell types in sample-sheet order
 
 Peaks are narrowPeak or BED3+ (only the first three columns are read), plain or gzipped.
 Chromosomes are stored under the FASTA's names; peak and ``--chroms`` names may use the other
-naming style (``chr1`` / ``1``). The user's files are only read.
+naming style (``chr1`` / ``1``). Every chosen chromosome's sequence is stored, even one left
+without bins. The build streams the genome one chromosome at a time (:func:`prepare_file`), with a
+progress bar per chromosome. The user's files are only read.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 from tqdm import tqdm
 
 from chromtune import __version__
-from chromtune.data.dataset import Dataset
+from chromtune.atomic import atomic_path
+from chromtune.data.dataset import FORMAT, FORMAT_VERSION, write_sequence
 from chromtune.io.expression import read_expression, read_gene_list
 from chromtune.io.fasta import Genome
 from chromtune.io.peaks import Peaks, Sample, read_peaks, read_sample_sheet
@@ -139,12 +144,19 @@ def positive_bins(starts: np.ndarray, ends: np.ndarray, n_bins: int, bin_size: i
     return candidates[2 * coverage > bin_size]
 
 
-# -- expression ------------------------------------------------------------------------------
 # -- the whole build -------------------------------------------------------------------------
-def prepare_dataset(genome_path: str | os.PathLike, samples_path: str | os.PathLike,
-                    expression_path: str | os.PathLike, tfs_path: str | os.PathLike | None = None,
-                    options: PrepareOptions | None = None) -> tuple[Dataset, dict]:
-    """The data set and its provenance; every input problem is a one-line :class:`UserError`."""
+def prepare_file(out: str | os.PathLike, genome_path: str | os.PathLike, samples_path: str | os.PathLike,
+                 expression_path: str | os.PathLike, tfs_path: str | os.PathLike | None = None,
+                 options: PrepareOptions | None = None) -> dict:
+    """Build the data set file ``out``, streaming the genome chromosome by chromosome; returns the
+    provenance written into it.
+
+    Pass 1 reads one chromosome at a time, writes its codes into the file and keeps its N-rule
+    mask (one byte per bin); pass 2 labels one chromosome at a time from the merged peaks and
+    writes its bins and bit-packed labels. Memory holds one chromosome, the peaks and the masks,
+    never the genome or the bins x cell types matrix. Every input problem is a one-line
+    :class:`UserError`; ``out`` appears (renamed from a temporary name) only when complete.
+    """
     options = options or PrepareOptions()
     options.check()
     samples = read_sample_sheet(samples_path)
@@ -158,64 +170,109 @@ def prepare_dataset(genome_path: str | os.PathLike, samples_path: str | os.PathL
     expression = TRANSFORMS[options.transform](tpm).astype(np.float32)
     peaks = [read_peaks(s.peaks) for s in tqdm(samples, desc="reading peaks", unit="file", disable=None, leave=False)]
 
-    with Genome(genome_path) as genome:
+    with Genome(genome_path) as genome, atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         lengths = genome.lengths
         chosen = _choose_chromosomes(genome, samples, peaks, options.chroms)
         per_chrom, clipped = _peaks_by_chromosome(genome, samples, peaks, chosen, lengths)
-        sequence, eligible = {}, {}
-        for chrom, codes in tqdm(genome.iter_codes(chosen), total=len(chosen), desc="reading genome",
-                                 unit="chrom", disable=None, leave=False):
-            n_bins = bin_count(len(codes), options.bin_size, options.stride)
-            counts = n_per_bin(codes, n_bins, options.bin_size, options.stride)
-            sequence[chrom] = codes
-            eligible[chrom] = kept_by_n_rule(counts, options.bin_size, options.max_n_fraction)
-        rows, labels = _label_chromosomes(chosen, eligible, per_chrom, len(samples), options)
+        eligible: dict[str, np.ndarray] = {}
+        write_sequence(f, _stream_sequence(genome, chosen, eligible, options), options.context,
+                       [lengths[c] for c in chosen])
+        negatives, n_negatives = {}, 0
         if options.positives_only:
-            rows, labels, n_negatives = _add_negatives(rows, labels, chosen, eligible, options)
-        used = [c for c in chosen if len(rows[c])]
-        if not used and options.positives_only:
+            anywhere = {c: _positive_anywhere(per_chrom[c], eligible[c], options) for c in chosen}
+            negatives, n_negatives = _draw_negatives(anywhere, chosen, eligible, options)
+            kept = {c: np.sort(np.concatenate([anywhere[c], negatives[c]])) for c in chosen}
+            rows, counts = kept.__getitem__, [len(kept[c]) for c in chosen]
+        else:  # listed one chromosome at a time, in pass 2
+            rows, counts = (lambda c: np.flatnonzero(eligible[c])), [int(eligible[c].sum()) for c in chosen]
+        n_total = sum(counts)
+        if not n_total and options.positives_only:
             raise UserError("--positives-only: no bin is positive in any cell type, so no bin would be kept")
-        if not used and any(len(e) for e in eligible.values()):
+        if not n_total and any(len(e) for e in eligible.values()):
             raise UserError(f"--max-n-fraction {options.max_n_fraction}: every bin of the chosen chromosomes "
                             f"({', '.join(chosen)}) is more N than that, so there are no bins")
-        if not used:
+        if not n_total:
             raise UserError(f"--bin-size {options.bin_size}: longer than every chosen chromosome "
                             f"({', '.join(chosen)}), so there are no bins")
-        sequence = {c: sequence[c] for c in used}
+        positives = _write_bins_and_labels(f, chosen, rows, n_total, eligible, per_chrom, len(samples), options)
+        provenance = {
+            "command": "prepare",
+            "chromtune_version": __version__,
+            "genome": str(Path(genome_path).resolve()),
+            "samples": str(Path(samples_path).resolve()),
+            "peaks": {s.cell_type: str(s.peaks.resolve()) for s in samples},
+            "expression": str(Path(expression_path).resolve()),
+            "tfs": str(Path(tfs_path).resolve()) if tfs_path is not None else None,
+            "tfs_absent_from_expression": absent_genes,
+            "assembly": options.assembly,
+            "transform": options.transform,
+            "options": asdict(options),
+            "peaks_clipped_at_chromosome_end": clipped,
+            "n_bins": n_total,
+            "n_genes": len(genes),
+            "positive_pairs": positives,
+            "bins_dropped_for_n": {c: int((~eligible[c]).sum()) for c in chosen},
+        }
+        if options.positives_only:
+            provenance["sampled_negatives"] = n_negatives
+        f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, bin_size=options.bin_size,
+                       stride=options.stride, context=options.context, chromtune_version=__version__,
+                       provenance=json.dumps(provenance), assembly=options.assembly,
+                       expression_transform=options.transform)
+        f["chromosomes"] = np.asarray(chosen, dtype=h5py.string_dtype())
+        f["cell_types"] = np.asarray(cell_types, dtype=h5py.string_dtype())
+        f["expression"] = expression
+        f["genes"] = np.asarray(genes, dtype=h5py.string_dtype())
+    return provenance
 
-    dataset = Dataset(
-        chromosomes=used,
-        bin_chrom=np.concatenate([np.full(len(rows[c]), k, dtype=np.int32) for k, c in enumerate(used)]),
-        bin_start=np.concatenate([rows[c] * options.stride for c in used]).astype(np.int64),
-        labels=np.concatenate([labels[c] for c in used]),
-        cell_types=cell_types,
-        expression=expression,
-        genes=genes,
-        bin_size=options.bin_size,
-        stride=options.stride,
-        context=options.context,
-        genome=sequence,
-        attrs={"assembly": options.assembly, "expression_transform": options.transform},
-    )
-    provenance = {
-        "command": "prepare",
-        "chromtune_version": __version__,
-        "genome": str(Path(genome_path).resolve()),
-        "samples": str(Path(samples_path).resolve()),
-        "peaks": {s.cell_type: str(s.peaks.resolve()) for s in samples},
-        "expression": str(Path(expression_path).resolve()),
-        "tfs": str(Path(tfs_path).resolve()) if tfs_path is not None else None,
-        "tfs_absent_from_expression": absent_genes,
-        "assembly": options.assembly,
-        "transform": options.transform,
-        "options": asdict(options),
-        "peaks_clipped_at_chromosome_end": clipped,
-        "n_bins": dataset.n_bins,
-        "bins_dropped_for_n": {c: int((~eligible[c]).sum()) for c in chosen},
-    }
-    if options.positives_only:
-        provenance["sampled_negatives"] = n_negatives
-    return dataset, provenance
+
+def _stream_sequence(genome: Genome, chosen: list[str], eligible: dict, options: PrepareOptions):
+    """Yield each chosen chromosome's codes in turn, recording its N-rule mask in ``eligible``."""
+    for chrom, codes in genome.iter_codes(chosen):
+        with tqdm(total=len(codes), desc=f"sequence {chrom}", unit="bp", unit_scale=True, disable=None,
+                  leave=False) as bar:
+            n_bins = bin_count(len(codes), options.bin_size, options.stride)
+            eligible[chrom] = kept_by_n_rule(n_per_bin(codes, n_bins, options.bin_size, options.stride),
+                                             options.bin_size, options.max_n_fraction)
+            bar.update(len(codes))
+        yield codes
+
+
+def _positives(peaks: tuple[np.ndarray, np.ndarray], eligible: np.ndarray, options: PrepareOptions) -> np.ndarray:
+    """Sorted bins positive for one cell type's merged peaks among those that pass the N rule."""
+    bins = positive_bins(*peaks, len(eligible), options.bin_size, options.stride)
+    return bins[eligible[bins]]
+
+
+def _positive_anywhere(per_cell: list, eligible: np.ndarray, options: PrepareOptions) -> np.ndarray:
+    anywhere = np.zeros(len(eligible), dtype=bool)
+    for peaks in per_cell:
+        anywhere[_positives(peaks, eligible, options)] = True
+    return np.flatnonzero(anywhere)
+
+
+def _write_bins_and_labels(f: h5py.File, chosen: list[str], rows, n_total: int, eligible: dict, per_chrom: dict,
+                           n_cells: int, options: PrepareOptions) -> int:
+    """Pass 2: per chromosome, its kept bins (``rows(chrom)``) and their bit-packed labels; returns
+    the positive pairs."""
+    width = -(-n_cells // 8)
+    chrom_out = f.create_dataset("bins/chrom", shape=(n_total,), dtype=np.int32)
+    start_out = f.create_dataset("bins/start", shape=(n_total,), dtype=np.int64)
+    labels_out = f.create_dataset("labels_packed", shape=(n_total, width), dtype=np.uint8)
+    offset = positives = 0
+    for k, chrom in enumerate(chosen):
+        kept = rows(chrom)
+        packed = np.zeros((len(kept), width), dtype=np.uint8)
+        for j, peaks in enumerate(tqdm(per_chrom[chrom], desc=f"labels {chrom}", unit="cell type", disable=None,
+                                       leave=False)):
+            bins = _positives(peaks, eligible[chrom], options)
+            packed[np.searchsorted(kept, bins), j >> 3] |= np.uint8(0x80 >> (j & 7))
+            positives += len(bins)
+        chrom_out[offset:offset + len(kept)] = k
+        start_out[offset:offset + len(kept)] = kept * options.stride
+        labels_out[offset:offset + len(kept)] = packed
+        offset += len(kept)
+    return positives
 
 
 def _choose_chromosomes(genome: Genome, samples: list[Sample], peaks: list[dict[str, Peaks]],
@@ -261,42 +318,16 @@ def _peaks_by_chromosome(genome: Genome, samples: list[Sample], peaks: list[dict
     return merged, clipped
 
 
-def _label_chromosomes(chosen: list[str], eligible: dict[str, np.ndarray], per_chrom: dict, n_cells: int,
-                       options: PrepareOptions) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Per chromosome: kept bin indices (n_c,) and their labels (n_c, T).
-
-    The bins that pass the N rule (``eligible``), or with ``positives_only`` those of them positive
-    in at least one cell type.
-    """
-    rows, labels = {}, {}
-    for chrom in tqdm(chosen, desc="labelling bins", unit="chrom", disable=None, leave=False):
-        n_bins = len(eligible[chrom])
-        positives = [positive_bins(s, e, n_bins, options.bin_size, options.stride) for s, e in per_chrom[chrom]]
-        positives = [bins[eligible[chrom][bins]] for bins in positives]
-        if options.positives_only:
-            anywhere = np.zeros(n_bins, dtype=bool)
-            for bins in positives:
-                anywhere[bins] = True
-            kept = np.flatnonzero(anywhere)
-        else:
-            kept = np.flatnonzero(eligible[chrom])
-        matrix = np.zeros((len(kept), n_cells), dtype=np.uint8)
-        for j, bins in enumerate(positives):
-            matrix[np.searchsorted(kept, bins), j] = 1
-        rows[chrom], labels[chrom] = kept, matrix
-    return rows, labels
-
-
-def _add_negatives(rows: dict, labels: dict, chosen: list[str], eligible: dict[str, np.ndarray],
-                   options: PrepareOptions) -> tuple[dict, dict, int]:
-    """Add round(ratio x positives) bins negative in every cell type, drawn uniformly by ``seed``
-    from the bins that pass the N rule.
+def _draw_negatives(anywhere: dict, chosen: list[str], eligible: dict[str, np.ndarray],
+                    options: PrepareOptions) -> tuple[dict[str, np.ndarray], int]:
+    """round(ratio x positive bins) bins negative in every cell type, drawn uniformly by ``seed`` from
+    the bins that pass the N rule; per chromosome, sorted.
 
     The k-th negative of a chromosome is the k-th eligible bin that is not positive; before
     positive number i (in eligible order) lie ``rank(positives[i]) - i`` negatives.
     """
     n_bins = np.asarray([int(eligible[c].sum()) for c in chosen], dtype=np.int64)
-    n_pos = np.asarray([len(rows[c]) for c in chosen], dtype=np.int64)
+    n_pos = np.asarray([len(anywhere[c]) for c in chosen], dtype=np.int64)
     n_neg = n_bins - n_pos
     wanted = int(round(options.negatives_ratio * int(n_pos.sum())))
     available = int(n_neg.sum())
@@ -307,16 +338,11 @@ def _add_negatives(rows: dict, labels: dict, chosen: list[str], eligible: dict[s
     rng = np.random.default_rng(options.seed)
     draws = np.sort(rng.choice(available, size=wanted, replace=False)) if wanted else np.zeros(0, np.int64)
     bounds = np.concatenate([[0], np.cumsum(n_neg)])
-    out_rows, out_labels = {}, {}
+    out = {}
     for k, chrom in enumerate(chosen):
         ordinal = draws[np.searchsorted(draws, bounds[k]):np.searchsorted(draws, bounds[k + 1])] - bounds[k]
-        positives = rows[chrom]
+        positives = anywhere[chrom]
         index = np.flatnonzero(eligible[chrom])  # eligible bin number -> bin
         ranks = np.searchsorted(index, positives)
-        negatives = index[ordinal + np.searchsorted(ranks - np.arange(len(positives)), ordinal, side="right")]
-        kept = np.concatenate([positives, negatives])
-        order = np.argsort(kept, kind="stable")
-        matrix = np.zeros((len(kept), labels[chrom].shape[1]), dtype=np.uint8)
-        matrix[: len(positives)] = labels[chrom]
-        out_rows[chrom], out_labels[chrom] = kept[order], matrix[order]
-    return out_rows, out_labels, wanted
+        out[chrom] = index[ordinal + np.searchsorted(ranks - np.arange(len(positives)), ordinal, side="right")]
+    return out, wanted

@@ -3,6 +3,7 @@
 Batches carry indices and labels only; windows are gathered by ``Dataset.window_codes`` and
 one-hot encoded on the device by the training loop.
 
+    labels               (n_bins, T) 0/1 read by blocks: chromtune.data.labels.PackedLabels or dense uint8
     Stage1Sampler.batch  -> bins (B,) int64, targets (B, T_train) float32
     Stage2Sampler.batch  -> bins (B,) int64, cells (B,) int64 (global cell-type index), targets (B,) float32
     eval_chunks          -> consecutive (<= B,) slices of an index array
@@ -24,18 +25,18 @@ def _generator(seed: int, epoch: int, step: int) -> np.random.Generator:
 
 
 class Stage1Sampler:
-    """Training bins x the labels of the training cell types (multi-task)."""
+    """Training bins x the labels of the training cell types (multi-task); targets are gathered per batch."""
 
-    def __init__(self, labels: np.ndarray, bins: np.ndarray, train_cells, batch_size: int, seed: int,
+    def __init__(self, labels, bins: np.ndarray, train_cells, batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1):
-        self.targets = np.ascontiguousarray(labels[:, list(train_cells)], dtype=np.float32)
+        self.labels, self.cells = labels, np.asarray(list(train_cells), dtype=np.int64)
         self.bins = np.asarray(bins, dtype=np.int64)
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         rng = _generator(self.seed, epoch, step)
         bins = self.bins[rng.integers(0, len(self.bins), self.batch_size)][self.rank::self.world_size]
-        return bins, self.targets[bins]
+        return bins, self.labels[np.ix_(bins, self.cells)].astype(np.float32)
 
     def epoch(self, epoch: int, n_batches: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for step in range(n_batches):
@@ -45,37 +46,54 @@ class Stage1Sampler:
 class Stage2Sampler:
     """(bin, training cell type) pairs, one positive to three negatives in every batch.
 
-    Positives are drawn uniformly from all positive training pairs (so they are up-sampled);
-    negatives uniformly from the rest by rejection, which costs little because positives are rare.
-    Only label columns of ``train_cells`` are ever read.
+    Pairs are drawn uniformly from training bins x training cell types and kept by their label until
+    the batch has its positives and its negatives (rejection sampling): positives are then uniform
+    over all positive training pairs (so they are up-sampled), negatives over the rest. Only the
+    drawn pairs' labels are read, from the packed bits, so nothing of size bins x cells is built;
+    only label columns of ``train_cells`` are ever read.
     """
 
-    def __init__(self, labels: np.ndarray, bins: np.ndarray, train_cells, batch_size: int, seed: int,
+    _DRAWS = 1 << 14  # pairs drawn per round
+    _MAX_ROUNDS = 1 << 8  # a batch that finds no positive (or no negative) in this many rounds fails
+    _CHECK_PAIRS = 1 << 24  # up to this many training pairs, construction checks both classes exactly
+
+    def __init__(self, labels, bins: np.ndarray, train_cells, batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1):
-        self.cells = np.asarray(list(train_cells), dtype=np.int64)
+        self.labels, self.cells = labels, np.asarray(list(train_cells), dtype=np.int64)
         self.bins = np.asarray(bins, dtype=np.int64)
-        self.block = np.ascontiguousarray(labels[np.ix_(self.bins, self.cells)])
-        self.positives = np.flatnonzero(self.block.ravel())
-        if len(self.positives) == 0 or len(self.positives) == self.block.size:
-            raise ValueError("stage 2 needs both positive and negative training pairs")
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
         self.n_pos = max(1, batch_size // 4)
+        if len(self.bins) * len(self.cells) <= self._CHECK_PAIRS:
+            positives = sum(int(np.count_nonzero(labels[np.ix_(self.bins[s:s + 4096], self.cells)]))
+                            for s in range(0, len(self.bins), 4096))
+            if positives in (0, len(self.bins) * len(self.cells)):
+                raise ValueError("stage 2 needs both positive and negative training pairs")
 
-    def _negatives(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        flat = self.block.ravel()
-        chosen = np.empty(0, dtype=np.int64)
-        while len(chosen) < count:
-            draw = rng.integers(0, flat.size, 2 * count)
-            chosen = np.concatenate([chosen, draw[flat[draw] == 0]])
-        return chosen[:count]
+    def _pairs(self, rng: np.random.Generator, n_pos: int, n_neg: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bins, cells, labels) of ``n_pos`` positive then ``n_neg`` negative pairs, by rejection."""
+        got = {1: [], 0: []}
+        need = {1: n_pos, 0: n_neg}
+        for _ in range(self._MAX_ROUNDS):
+            rows = self.bins[rng.integers(0, len(self.bins), self._DRAWS)]
+            cols = self.cells[rng.integers(0, len(self.cells), self._DRAWS)]
+            y = np.asarray(self.labels[rows, cols])
+            for value in (1, 0):
+                keep = np.flatnonzero(y == value)[:need[value]]
+                got[value].append((rows[keep], cols[keep]))
+                need[value] -= len(keep)
+            if need[1] == need[0] == 0:
+                rows = np.concatenate([r for r, _ in got[1] + got[0]])
+                cols = np.concatenate([c for _, c in got[1] + got[0]])
+                return rows, cols, np.repeat(np.array([1, 0], np.float32), [n_pos, n_neg])
+        kind = "positive" if need[1] else "negative"
+        raise ValueError(f"stage 2 needs both positive and negative training pairs; no {kind} pair found in "
+                         f"{self._MAX_ROUNDS * self._DRAWS:,} draws")
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rng = _generator(self.seed, epoch, step)
-        pos = self.positives[rng.integers(0, len(self.positives), self.n_pos)]
-        pairs = np.concatenate([pos, self._negatives(rng, self.batch_size - self.n_pos)])
-        pairs = pairs[rng.permutation(len(pairs))][self.rank::self.world_size]
-        row, col = np.divmod(pairs, len(self.cells))
-        return self.bins[row], self.cells[col], self.block.ravel()[pairs].astype(np.float32)
+        bins, cells, y = self._pairs(rng, self.n_pos, self.batch_size - self.n_pos)
+        order = rng.permutation(len(y))[self.rank::self.world_size]
+        return bins[order], cells[order], y[order]
 
     def epoch(self, epoch: int, n_batches: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for step in range(n_batches):

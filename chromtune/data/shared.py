@@ -1,19 +1,21 @@
-"""One copy of a data set per node, shared by every Ray process on that node.
+"""One copy of a format_version 1 data set per node, shared by every Ray process on that node.
 
-Inside a Ray worker, :func:`shared_dataset` asks the node's holder actor (named
-``chromtune-data-<node id>-<file digest>``, created by the first process that needs it, pinned to
-the node) for the data set's arrays. The holder opens the file once and puts every large array
-into the node's object store; readers on the same node map those objects zero-copy, so the
-arrays they get are read-only views of one shared copy:
+Data sets of the current format need none of this: :func:`chromtune.data.dataset.open_dataset`
+maps them from the file, so every process on a machine shares the page cache's one copy. A
+version-1 file is gzip-compressed and cannot be mapped; inside a Ray worker, :func:`shared_dataset`
+asks the node's holder actor (named ``chromtune-data-<node id>-<file digest>``, created by the
+first process that needs it, pinned to the node) for its arrays. The holder opens the file once
+and puts every large array into the node's object store; readers on the same node map those
+objects zero-copy, so the arrays they get are read-only views of one shared copy:
 
-    flat        (P,)            uint8   all chromosomes' codes, N-padded by ``context`` on each side
-    offsets     (n_bins,)       int64   each bin's window start in ``flat``
-    labels      (n_bins, T)     uint8
+    sequence    (P,)            uint8   all chromosomes' codes, N-padded by ``context`` on each side
+    sequence_starts (C,)        int64   each chromosome's start in ``sequence``
+    labels      (n_bins, ceil(T/8)) uint8 bit-packed (chromtune.data.labels)
     expression  (T, G)          float32
     bin_chrom, bin_start (n_bins,)
     windows     (n_bins, L)     uint8   (only for data sets of stored windows)
 
-The per-chromosome genome arrays are slices of ``flat``, so nothing is copied per process. The
+The per-chromosome genome arrays are slices of ``sequence``, so nothing is copied per process. The
 holder is a detached actor (it outlives the trial that created it, so later trials on the node
 find it); :func:`release_shared` ends the holders of a data set when the sweep is done.
 """
@@ -24,7 +26,10 @@ import hashlib
 import os
 import sys
 
+import numpy as np
+
 from chromtune.data.dataset import Dataset, open_dataset
+from chromtune.data.labels import PackedLabels
 from chromtune.storage import fetch
 
 PREFIX = "chromtune-data-"
@@ -51,21 +56,16 @@ class DatasetHolder:
         import ray
 
         dataset = open_dataset(fetch(location))
-        starts = []
-        if dataset.genome is not None:
-            dataset._window_view()  # builds the padded flat genome and the bins' window offsets
-            offset = dataset.context
-            for chrom in dataset.chromosomes:
-                starts.append(offset)
-                offset += len(dataset.genome[chrom]) + dataset.context
-        arrays = {"flat": dataset._flat, "offsets": dataset._offsets, "labels": dataset.labels,
+        sequence, starts = dataset._sequence() if dataset.genome is not None else (None, None)
+        arrays = {"sequence": sequence, "sequence_starts": starts, "labels": dataset.labels.packed,
                   "expression": dataset.expression, "bin_chrom": dataset.bin_chrom,
                   "bin_start": dataset.bin_start, "windows": dataset.windows}
-        self.refs = {name: ray.put(array) for name, array in arrays.items() if array is not None}
+        self.refs = {name: ray.put(np.asarray(array)) for name, array in arrays.items() if array is not None}
         self.meta = {"chromosomes": dataset.chromosomes, "cell_types": dataset.cell_types, "genes": dataset.genes,
                      "bin_size": dataset.bin_size, "stride": dataset.stride, "context": dataset.context,
-                     "attrs": dataset.attrs, "path": dataset.path, "chrom_starts": starts,
-                     "chrom_lengths": [len(dataset.genome[c]) for c in dataset.chromosomes] if starts else []}
+                     "attrs": dataset.attrs, "path": dataset.path,
+                     "chrom_lengths": [len(dataset.genome[c]) for c in dataset.chromosomes]
+                     if dataset.genome is not None else []}
 
     def contents(self) -> tuple[dict, dict]:
         return self.meta, self.refs
@@ -83,22 +83,23 @@ def _holder(path: str):
 
 
 def shared_dataset(path: str) -> Dataset:
-    """The data set at ``path`` (a file, or a URI the node downloads once) as read-only views of its
-    node-wide shared copy (needs Ray)."""
+    """The format_version 1 data set at ``path`` (a file, or a URI the node downloads once) as
+    read-only views of its node-wide shared copy (needs Ray)."""
     import ray
 
     meta, refs = ray.get(_holder(path).contents.remote())
     arrays = dict(zip(refs, ray.get(list(refs.values()))))
     genome = None
-    if meta["chrom_starts"]:
-        flat = arrays["flat"]
-        genome = {chrom: flat[start:start + length]
-                  for chrom, start, length in zip(meta["chromosomes"], meta["chrom_starts"], meta["chrom_lengths"])}
+    if meta["chrom_lengths"]:
+        sequence = arrays["sequence"]
+        genome = {chrom: sequence[start:start + length] for chrom, start, length
+                  in zip(meta["chromosomes"], arrays["sequence_starts"], meta["chrom_lengths"])}
     return Dataset(chromosomes=meta["chromosomes"], bin_chrom=arrays["bin_chrom"], bin_start=arrays["bin_start"],
-                   labels=arrays["labels"], cell_types=meta["cell_types"], expression=arrays["expression"],
-                   genes=meta["genes"], bin_size=meta["bin_size"], stride=meta["stride"], context=meta["context"],
-                   genome=genome, windows=arrays.get("windows"), attrs=meta["attrs"], path=meta["path"],
-                   _flat=arrays.get("flat"), _offsets=arrays.get("offsets"))
+                   labels=PackedLabels(arrays["labels"], len(meta["cell_types"])), cell_types=meta["cell_types"],
+                   expression=arrays["expression"], genes=meta["genes"], bin_size=meta["bin_size"],
+                   stride=meta["stride"], context=meta["context"], genome=genome, windows=arrays.get("windows"),
+                   attrs=meta["attrs"], path=meta["path"], sequence=arrays.get("sequence"),
+                   sequence_starts=arrays.get("sequence_starts"))
 
 
 def release_shared(path: str) -> int:

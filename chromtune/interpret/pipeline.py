@@ -155,7 +155,7 @@ class Setting:
 def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int, rng: np.random.Generator,
              out: Path) -> tuple[list[dict], list[Path]]:
     """Steps 1-4: bins, contributions, TF-MoDISco per cell type, Tomtom; the pattern records and the files written."""
-    fraction = s.ds.labels.mean(1)
+    fraction = mean_accessibility(s.ds.labels, np.arange(s.ds.n_cell_types))
     if s.columns is not None:
         accessible = s.ds.labels[np.ix_(s.candidates, s.columns)] == 1
     else:

@@ -2,12 +2,17 @@
 
 Shape contracts (cell-type indices address the columns of ``labels`` and the rows of
 ``expression``, the data set's common cell-type axis):
-    labels          (n_bins, n_cells)   0/1 accessibility
+    labels          (n_bins, n_cells)   0/1 accessibility, read by blocks (PackedLabels or dense)
     expression      (n_cells, n_genes)  TF expression
     train_cells     (n_train,)          int indices of the fold's TRAINING cell types
     target_cells    (n_target,)         int indices of the cell types to score (validation / test)
-    returns         mean_accessibility (n_bins,) float32; expression_similarity
-                    (n_target, n_train) float64; the baselines (n_bins, n_target) float32
+    bins            (n,)                the bins asked for (default: all, read in chunks)
+    returns         mean_accessibility (n,) float32; expression_similarity
+                    (n_target, n_train) float64; the baselines (n, n_target) float32
+
+Nothing of size bins x cell types is built: labels are read in chunks of ``_CHUNK_ROWS`` bins, and
+only for the bins asked for. :class:`MeanAccessibility` is the training path's form of the mean
+feature: computed per batch from the packed bits (a popcount), never stored for the genome.
 
 Only the label columns in ``train_cells`` are ever read, never those of validation or test cell
 types, so neither the baselines nor the mean-accessibility feature can leak held-out labels.
@@ -17,6 +22,8 @@ Training and target cell types must be disjoint.
 from __future__ import annotations
 
 import numpy as np
+
+from chromtune.data.labels import PackedLabels
 
 _CHUNK_ROWS = 1 << 16  # bins per matrix product, bounds the float32 copy of the label block
 
@@ -40,14 +47,54 @@ def _fold_indices(train_cells, target_cells, n: int) -> tuple[np.ndarray, np.nda
     return train, target
 
 
-def mean_accessibility(labels: np.ndarray, train_cells) -> np.ndarray:
-    """(n_bins,) float32: per bin, the fraction of the training cell types in which it is accessible.
+def _bins(labels, bins) -> np.ndarray:
+    return np.arange(labels.shape[0]) if bins is None else np.asarray(bins, dtype=np.int64)
+
+
+def positive_counts(labels, bins, cells) -> np.ndarray:
+    """(len(bins),) int32: per bin, in how many of ``cells`` it is accessible (chunks of bins)."""
+    bins, cells = _bins(labels, bins), np.asarray(cells, dtype=np.int64)
+    out = np.empty(len(bins), dtype=np.int32)
+    for start in range(0, len(bins), _CHUNK_ROWS):
+        chunk = bins[start:start + _CHUNK_ROWS]
+        out[start:start + len(chunk)] = (labels.count(chunk, cells) if isinstance(labels, PackedLabels)
+                                         else np.count_nonzero(labels[np.ix_(chunk, cells)], axis=1))
+    return out
+
+
+def mean_accessibility(labels, train_cells, bins=None) -> np.ndarray:
+    """(len(bins),) float32: per bin, the fraction of the training cell types in which it is accessible.
 
     Reads only the ``train_cells`` columns; never pass validation or test cell types here.
     """
     train = _indices(train_cells, labels.shape[1], "train_cells")
-    counts = np.count_nonzero(labels[:, train], axis=1)
-    return (counts / train.size).astype(np.float32)
+    return (positive_counts(labels, bins, train) / train.size).astype(np.float32)
+
+
+class MeanAccessibility:
+    """The mean-accessibility feature of one fold, computed for the bins a batch asks for.
+
+    ``feature[bins]`` -> (len(bins),) float32 fraction of the training cell types accessible;
+    ``counts(bins)`` -> (len(bins),) int32 how many (e.g. for a leave-one-out mean of a training
+    pair: ``(counts - own label) / (n_train - 1)``). Only ``train_cells`` columns are read.
+    """
+
+    def __init__(self, labels, train_cells):
+        self.labels = labels
+        self.train = _indices(train_cells, labels.shape[1], "train_cells")
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train.size)
+
+    def counts(self, bins) -> np.ndarray:
+        return positive_counts(self.labels, np.atleast_1d(np.asarray(bins, dtype=np.int64)), self.train)
+
+    def __getitem__(self, bins) -> np.ndarray:
+        return (self.counts(bins) / self.train.size).astype(np.float32)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
 
 
 def expression_similarity(expression: np.ndarray, train_cells, target_cells) -> np.ndarray:
@@ -70,21 +117,22 @@ def expression_similarity(expression: np.ndarray, train_cells, target_cells) -> 
     return np.where(totals > 0, weights / np.where(totals > 0, totals, 1.0), uniform)
 
 
-def mean_baseline(labels: np.ndarray, train_cells, target_cells) -> np.ndarray:
-    """(n_bins, n_target) float32: score(i, j) = mean accessibility of bin i, for every target j."""
+def mean_baseline(labels, train_cells, target_cells, bins=None) -> np.ndarray:
+    """(len(bins), n_target) float32: score(i, j) = mean accessibility of bin i, for every target j."""
     _, target = _fold_indices(train_cells, target_cells, labels.shape[1])
-    mean = mean_accessibility(labels, train_cells)
+    mean = mean_accessibility(labels, train_cells, bins)
     return np.repeat(mean[:, None], target.size, axis=1)
 
 
-def weighted_mean_baseline(labels: np.ndarray, expression: np.ndarray, train_cells, target_cells) -> np.ndarray:
-    """(n_bins, n_target) float32: training labels averaged with :func:`expression_similarity` weights."""
+def weighted_mean_baseline(labels, expression: np.ndarray, train_cells, target_cells, bins=None) -> np.ndarray:
+    """(len(bins), n_target) float32: training labels averaged with :func:`expression_similarity` weights."""
     if labels.shape[1] != np.shape(expression)[0]:
         raise ValueError(f"labels has {labels.shape[1]} cell types but expression has {np.shape(expression)[0]}")
     train, _ = _fold_indices(train_cells, target_cells, labels.shape[1])
     weights_t = expression_similarity(expression, train_cells, target_cells).T.astype(np.float32)
-    out = np.empty((labels.shape[0], weights_t.shape[1]), dtype=np.float32)
-    for start in range(0, labels.shape[0], _CHUNK_ROWS):
-        block = labels[start:start + _CHUNK_ROWS][:, train].astype(np.float32)
-        out[start:start + _CHUNK_ROWS] = block @ weights_t
+    bins = _bins(labels, bins)
+    out = np.empty((len(bins), weights_t.shape[1]), dtype=np.float32)
+    for start in range(0, len(bins), _CHUNK_ROWS):
+        chunk = bins[start:start + _CHUNK_ROWS]
+        out[start:start + len(chunk)] = labels[np.ix_(chunk, train)].astype(np.float32) @ weights_t
     return out

@@ -106,7 +106,7 @@ class _Batches:
         self.cfg, self.ds, self.device, self.n_train = cfg, ds, device, len(fold.train)
         if cfg.stage == 2:
             self.expression = torch.as_tensor(ds.expression, device=device)
-            self.mean_access = torch.as_tensor(task.mean_access, device=device)
+            self.mean_access = task.mean_access  # computed per batch from the packed labels
 
     def loss(self, model, epoch: int, step: int) -> torch.Tensor:
         batch = self.sampler.batch(epoch, step)
@@ -116,10 +116,10 @@ class _Batches:
             if self.cfg.stage == 1:
                 logits = model(x)
                 return F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").sum(1).mean()
-            bins = torch.as_tensor(batch[0], device=self.device)
             mean = None
             if self.cfg.with_mean:
-                mean = training_mean_feature(self.mean_access[bins], y, self.n_train, self.cfg.mean_feature == "loo")
+                feature = torch.as_tensor(self.mean_access[batch[0]], device=self.device)
+                mean = training_mean_feature(feature, y, self.n_train, self.cfg.mean_feature == "loo")
             logits = model(x, self.expression[torch.as_tensor(batch[1], device=self.device)], mean)
             return F.binary_cross_entropy_with_logits(logits.float(), y)
 

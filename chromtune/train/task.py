@@ -3,7 +3,8 @@
     dataset        the opened Dataset (cached per process: trials in one worker share it)
     fold           Fold of cell-type indices (train / valid / test)
     bins           BinSplit (train / valid / fit / test bin indices)
-    mean_access    (n_bins,) float32 fraction of the fold's TRAINING cell types accessible per bin;
+    mean_access    MeanAccessibility: ``mean_access[bins]`` -> (len(bins),) float32 fraction of the fold's
+                   TRAINING cell types accessible, computed per request from the packed labels;
                    held-out cell types never enter it
 """
 
@@ -13,13 +14,11 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
-
-from chromtune.data.dataset import Dataset, open_dataset
+from chromtune.data.dataset import Dataset, format_version, open_dataset
 from chromtune.data.folds import BinSplit, Fold, select_fold, split_bins
 from chromtune.data.shared import in_ray_worker, shared_dataset
 from chromtune.storage import fetch
-from chromtune.train.baselines import mean_accessibility
+from chromtune.train.baselines import MeanAccessibility
 from chromtune.train.config import TrainConfig
 
 
@@ -29,12 +28,14 @@ def _cached_dataset(location: str, mtime: float, shared: bool) -> Dataset:
 
 
 def load_dataset(location: str) -> Dataset:
-    """Open a data set once per process (re-read only when the file changes); in a Ray worker,
-    map the node's one shared copy instead (chromtune.data.shared). ``location`` is a file or a
-    URI in the sweep's storage (downloaded once per machine)."""
+    """Open a data set once per process (re-opened only when the file changes), mapped from the file
+    so that every process on a machine shares one copy; a format_version 1 file (compressed, not
+    mappable) opened in a Ray worker comes from the node's shared copy (chromtune.data.shared).
+    ``location`` is a file or a URI in the sweep's storage (downloaded once per machine)."""
+    shared = in_ray_worker() and format_version(fetch(location)) == 1
     if "://" in location:
-        return _cached_dataset(location, 0.0, in_ray_worker())
-    return _cached_dataset(os.path.abspath(location), os.path.getmtime(location), in_ray_worker())
+        return _cached_dataset(location, 0.0, shared)
+    return _cached_dataset(os.path.abspath(location), os.path.getmtime(location), shared)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class FoldTask:
     dataset: Dataset
     fold: Fold
     bins: BinSplit
-    mean_access: np.ndarray
+    mean_access: MeanAccessibility
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, dataset: Dataset | None = None) -> "FoldTask":
@@ -50,4 +51,4 @@ class FoldTask:
         fold = select_fold(dataset.n_cell_types, cfg.fold, cfg.folds, cfg.seed, cfg.split, cfg.n_valid)
         bins = split_bins(dataset, seed=cfg.seed, valid_fraction=cfg.valid_fraction,
                           test_chroms=cfg.test_chroms or None, eval_every=cfg.eval_every)
-        return cls(dataset, fold, bins, mean_accessibility(dataset.labels, fold.train))
+        return cls(dataset, fold, bins, MeanAccessibility(dataset.labels, fold.train))
