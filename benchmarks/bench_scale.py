@@ -47,7 +47,7 @@ def write_fasta(path: Path, lengths: list[int], rng: np.random.Generator) -> int
             codes[:10_000] = codes[-10_000:] = ord("N")  # telomere gaps
             centre = int(rng.integers(length // 3, 2 * length // 3))
             codes[centre:centre + length // 40] = ord("N")  # a centromere-sized gap (2.5 %)
-            for start in rng.integers(0, length - 50_000, max(1, length // 400_000)):
+            for start in rng.integers(0, length - 50_000, max(1, length // 1_000_000)):
                 codes[start:start + int(rng.integers(100, 50_000))] = ord("N")  # scattered runs
             n_total += int((codes == ord("N")).sum())
             width = 60

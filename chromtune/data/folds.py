@@ -9,7 +9,8 @@ trains. :func:`reference_split` is the reference implementation's fixed split (v
 
 Bins: neighbouring bins share ``context - stride`` bases of sequence, so held-out bins are
 contiguous blocks, and training bins whose windows overlap a held-out block are dropped (a guard
-band). :func:`split_bins` returns index arrays:
+band). :func:`split_bins` returns sorted bin indices as :class:`BinRanges` (disjoint runs of bins,
+so a process holds a few numbers per held-out block, not 8 bytes per bin of the genome):
 
     train   bins that either stage trains on
     valid   stage-1 held-out blocks (its selection metric), never trained on
@@ -29,6 +30,67 @@ from chromtune.errors import UserError
 
 REFERENCE_VALID = tuple(range(1, 92, 10))
 REFERENCE_TEST = tuple(range(15, 106, 10))
+
+
+class BinRanges:
+    """Sorted bin indices held as disjoint half-open runs ``[starts[k], stops[k])``, thinned to every
+    ``every``-th index: memory follows the number of runs, not of bins.
+
+    Reads like the index array it stands for: ``len``, ``ranges[i]``, ``ranges[int array]``
+    (vectorised), ``ranges[::k]`` (still runs), and ``np.asarray(ranges)`` (materialises the whole
+    array: small data sets and tests); any other index materialises first.
+    """
+
+    ndim = 1
+    dtype = np.dtype(np.int64)
+
+    def __init__(self, starts: np.ndarray, stops: np.ndarray, every: int = 1):
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.stops = np.asarray(stops, dtype=np.int64)
+        self.every = int(every)
+        self._before = np.concatenate([[0], np.cumsum(self.stops - self.starts)])  # indices before each run
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, every: int = 1) -> "BinRanges":
+        edges = np.diff(np.concatenate([[0], np.asarray(mask, dtype=np.int8), [0]]))
+        return cls(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), every)
+
+    def __len__(self) -> int:
+        return -(-int(self._before[-1]) // self.every)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self),)
+
+    @property
+    def size(self) -> int:
+        return len(self)
+
+    def _select(self, index: np.ndarray) -> np.ndarray:
+        position = np.asarray(index, dtype=np.int64) * self.every
+        run = np.searchsorted(self._before, position, side="right") - 1
+        return self.starts[run] + position - self._before[run]
+
+    def __getitem__(self, key):
+        if isinstance(key, slice) and key.start in (None, 0) and key.stop is None and (key.step or 1) > 0:
+            return BinRanges(self.starts, self.stops, self.every * (key.step or 1))
+        if isinstance(key, (int, np.integer)):
+            if not -len(self) <= key < len(self):
+                raise IndexError(f"bin index {key} out of range for {len(self)} bins")
+            return int(self._select(key % len(self)))
+        index = np.asarray(key)
+        if index.dtype.kind in "iu":
+            if index.size and (index.min() < -len(self) or index.max() >= len(self)):
+                raise IndexError(f"bin index out of range for {len(self)} bins")
+            return self._select(np.where(index < 0, index + len(self), index))
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._select(np.arange(len(self)))
+        return out if dtype is None else out.astype(dtype)
+
+    def __iter__(self):
+        return iter(np.asarray(self).tolist())
 
 
 @dataclass(frozen=True)
@@ -122,10 +184,10 @@ def select_fold(n_cell_types: int, fold: int, n_folds: int, seed: int = 0, split
 class BinSplit:
     """Bin indices for one fold (see the module docstring)."""
 
-    train: np.ndarray
-    valid: np.ndarray
-    fit: np.ndarray
-    test: np.ndarray
+    train: BinRanges
+    valid: BinRanges
+    fit: BinRanges
+    test: BinRanges
 
 
 def _guard(dataset: Dataset) -> int:
@@ -174,11 +236,12 @@ def split_bins(dataset: Dataset, seed: int = 0, valid_fraction: float = 0.1, blo
     valid_mask = np.zeros(n, dtype=bool)
     valid_mask[fit[np.isin(block_id, chosen)]] = True
     excluded = _expand(valid_mask | on_test_chrom, chrom, guard)
-    train = np.flatnonzero(~excluded)
+    train = BinRanges.from_mask(~excluded)
     if len(train) == 0:
         raise UserError("the bin split leaves no training bins; lower the validation fraction or hold out fewer chromosomes")
-    test = np.flatnonzero(on_test_chrom) if test_chroms else np.arange(n)
-    return BinSplit(train=train, valid=np.flatnonzero(valid_mask), fit=fit[::eval_every], test=test[::eval_every])
+    test = on_test_chrom if test_chroms else np.ones(n, dtype=bool)
+    return BinSplit(train=train, valid=BinRanges.from_mask(valid_mask),
+                    fit=BinRanges.from_mask(~on_test_chrom, eval_every), test=BinRanges.from_mask(test, eval_every))
 
 
 def split_table(fold: Fold, cell_types: list[str]) -> str:
