@@ -96,6 +96,11 @@ class MeanAccessibility:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def __array__(self, dtype=None, copy=None):
+        """The feature of every bin (read in chunks): for small data sets and tests."""
+        values = mean_accessibility(self.labels, self.train)
+        return values if dtype is None else values.astype(dtype)
+
 
 def expression_similarity(expression: np.ndarray, train_cells, target_cells) -> np.ndarray:
     """(n_target, n_train) weights: Pearson correlation of expression profiles, clipped at 0, rows sum to 1.
