@@ -74,6 +74,8 @@ class BinRanges:
     def __getitem__(self, key):
         if isinstance(key, slice) and key.start in (None, 0) and key.stop is None and (key.step or 1) > 0:
             return BinRanges(self.starts, self.stops, self.every * (key.step or 1))
+        if isinstance(key, slice):
+            return self._select(np.arange(len(self))[key])
         if isinstance(key, (int, np.integer)):
             if not -len(self) <= key < len(self):
                 raise IndexError(f"bin index {key} out of range for {len(self)} bins")

@@ -4,6 +4,7 @@ Batches carry indices and labels only; windows are gathered by ``Dataset.window_
 one-hot encoded on the device by the training loop.
 
     labels               (n_bins, T) 0/1 read by blocks: chromtune.data.labels.PackedLabels or dense uint8
+    bins                 the training bins: an index array, or BinRanges (kept as runs, never listed)
     Stage1Sampler.batch  -> bins (B,) int64, targets (B, T_train) float32
     Stage2Sampler.batch  -> bins (B,) int64, cells (B,) int64 (global cell-type index), targets (B,) float32
     eval_chunks          -> consecutive (<= B,) slices of an index array
@@ -19,6 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
+from chromtune.data.folds import BinRanges
+
 
 def _generator(seed: int, epoch: int, step: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, step])
@@ -30,7 +33,7 @@ class Stage1Sampler:
     def __init__(self, labels, bins: np.ndarray, train_cells, batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1):
         self.labels, self.cells = labels, np.asarray(list(train_cells), dtype=np.int64)
-        self.bins = np.asarray(bins, dtype=np.int64)
+        self.bins = bins if isinstance(bins, BinRanges) else np.asarray(bins, dtype=np.int64)
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +63,7 @@ class Stage2Sampler:
     def __init__(self, labels, bins: np.ndarray, train_cells, batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1):
         self.labels, self.cells = labels, np.asarray(list(train_cells), dtype=np.int64)
-        self.bins = np.asarray(bins, dtype=np.int64)
+        self.bins = bins if isinstance(bins, BinRanges) else np.asarray(bins, dtype=np.int64)
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
         self.n_pos = max(1, batch_size // 4)
         if len(self.bins) * len(self.cells) <= self._CHECK_PAIRS:
