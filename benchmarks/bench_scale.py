@@ -10,11 +10,12 @@ a TPM table of ``--genes`` genes. Then, per fraction:
   file's size;
 - starts two training-like processes at once, each opening the data set, building the fold's bin
   split, the stage-2 sampler and the mean feature, and drawing ``--batches`` batches of windows:
-  open time, and from ``/proc/self/smaps_rollup`` their private (anonymous + private file pages)
-  and shared memory while both are alive.
+  open time, and from ``/proc/self/smaps_rollup`` (after ``malloc_trim``) their anonymous memory
+  (what the process holds privately), private and shared pages, while both are alive.
+  ``--data FILE ...`` measures only this step, on existing data sets.
 
     python benchmarks/bench_scale.py [--fractions 0.0625 0.25] [--cell-types 123] [--genes 1630]
-                                     [--batches 50] [--seed 0]
+                                     [--batches 50] [--seed 0] [--data FILE ...]
 
 Prints one JSON line per fraction.
 """
@@ -98,7 +99,7 @@ def run_measured(cmd: list[str]) -> tuple[float, float, int]:
 
 
 TRAINER = r"""
-import json, sys, time
+import ctypes, json, sys, time
 import numpy as np
 t0 = time.perf_counter()
 from chromtune.data.dataset import open_dataset
@@ -117,6 +118,7 @@ for step in range(int(sys.argv[2])):
     windows, feature = ds.window_codes(bins), mean[bins]
 batches = time.perf_counter() - t1
 time.sleep(3)  # both processes alive while memory is read
+ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed buffers back to the system: count what the process holds
 fields = {}
 for line in open("/proc/self/smaps_rollup"):
     parts = line.split()
@@ -127,6 +129,13 @@ print(json.dumps({"open_s": opened, "batches_s": batches, "rss_mb": fields["Rss"
                   "private_mb": fields["Private_Clean"] + fields["Private_Dirty"],
                   "shared_mb": fields["Shared_Clean"] + fields["Shared_Dirty"]}))
 """
+
+
+def trainers(path: Path, batches: int) -> list[dict]:
+    """Two training-like processes at once on the data set at ``path`` (see the module doc)."""
+    children = [subprocess.Popen([sys.executable, "-c", TRAINER, str(path), str(batches)], stdout=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+    return [json.loads(c.communicate()[0]) for c in children]
 
 
 def measure(fraction: float, args: argparse.Namespace, root: Path) -> dict:
@@ -148,9 +157,6 @@ def measure(fraction: float, args: argparse.Namespace, root: Path) -> dict:
         raise SystemExit(f"prepare failed with exit status {code}")
     for path in folder.iterdir():
         path.unlink()
-    children = [subprocess.Popen([sys.executable, "-c", TRAINER, str(out), str(args.batches)], stdout=subprocess.PIPE,
-                                 text=True) for _ in range(2)]
-    trainers = [json.loads(c.communicate()[0]) for c in children]
     import h5py
 
     with h5py.File(out) as f:
@@ -159,7 +165,7 @@ def measure(fraction: float, args: argparse.Namespace, root: Path) -> dict:
             "cell_types": args.cell_types, "genes": args.genes, "n_bins": n_bins,
             "bins_dropped_for_n": sum(dropped.values()), "inputs_written_s": round(written, 1),
             "prepare_s": round(wall, 1), "prepare_peak_rss_gb": round(peak, 3),
-            "file_gb": round(out.stat().st_size / 1024 ** 3, 3), "trainers": trainers}
+            "file_gb": round(out.stat().st_size / 1024 ** 3, 3), "trainers": trainers(out, args.batches)}
 
 
 def main() -> None:
@@ -169,7 +175,12 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=1630)
     parser.add_argument("--batches", type=int, default=50, help="stage-2 batches of 512 drawn per training process")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, nargs="+", help="measure only the training processes on these files")
     args = parser.parse_args()
+    for path in args.data or []:
+        print(json.dumps({"data": str(path), "trainers": trainers(path, args.batches)}), flush=True)
+    if args.data:
+        return
     for fraction in args.fractions:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             print(json.dumps(measure(fraction, args, Path(tmp))), flush=True)
