@@ -22,6 +22,7 @@ from chromtune.errors import run_cli
 from chromtune.storage import Storage
 from chromtune.cli.sweep import main as sweep_main
 from chromtune.sweep.stage import tune_state_saved
+from chromtune.tracking import prepare_store
 
 SMOKE = ["--arch", "basset", "--folds", "2", "--smoke-test"]
 EXPERIMENT = f"chromtune-{Path(demo.cache_file(0)).stem}"  # the sweep's default: chromtune-<data set name>
@@ -60,6 +61,8 @@ def finish(proc: subprocess.Popen, timeout: float = 420) -> str:
 def runs_by_level(workdir: Path) -> dict:
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:  # a sweep still starting
+        return {}
     runs = client.search_runs([experiment.experiment_id], max_results=10_000)
     levels = {}
     for run in runs:
@@ -162,31 +165,138 @@ def test_mlflow_server_answers_runs_search(smoke_sweep):
         server.wait(timeout=30)
 
 
+def wait_for(proc: subprocess.Popen, condition, what: str, timeout: float = 400) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the sweep ended before {what}:\n" + proc.log_path.read_text()[-3000:]
+        assert time.time() < deadline, f"no {what} in time"
+        time.sleep(0.3)
+
+
+def running_trial(workdir: Path, fold: int, stage: int):
+    """A condition: a trial of (fold, stage) is training (its MLflow run is RUNNING)."""
+    def found() -> bool:
+        prepare_store(f"sqlite:///{workdir / 'mlflow.db'}")  # under the driver's lock: never a half-made store
+        return any(run.info.status == "RUNNING" and run.data.tags["fold"] == str(fold)
+                   and run.data.tags["stage"] == str(stage) for run in runs_by_level(workdir).get("trial", []))
+    return found
+
+
+def logged(proc: subprocess.Popen, text: str):
+    return lambda: text in proc.log_path.read_text()
+
+
+def stop_lines(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, list[str]]:
+    """Wait for a stopped driver: its exit status and its ``chromtune:`` lines."""
+    try:
+        code = proc.wait(timeout=timeout)
+    finally:
+        stop_group(proc)
+    log = proc.log_path.read_text()
+    assert "Traceback" not in log and "Tuner.restore" not in log, log[-3000:]
+    return code, [line for line in log.splitlines() if line.startswith("chromtune:")]
+
+
+def assert_stopped(proc: subprocess.Popen, *fragments: str, signals=(signal.SIGINT,)) -> None:
+    """Send ``signals`` to the driver's process group (as a terminal's Ctrl-C does); it ends within
+    ~30 s with exit 130 and one line holding ``fragments`` and the --resume command."""
+    for sig in signals:
+        os.killpg(proc.pid, sig)
+        time.sleep(0.5)
+    sent = time.time()
+    code, lines = stop_lines(proc)
+    assert code == 130 and len(lines) == 1, (code, lines, proc.log_path.read_text()[-3000:])
+    assert time.time() - sent < 90  # ~30 s on an idle machine
+    for fragment in (*fragments, f"python -m chromtune.sweep {' '.join(SMOKE)} --resume"):
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def assert_nothing_running(workdir: Path) -> None:
+    runs = [run for level in runs_by_level(workdir).values() for run in level]
+    assert not [run for run in runs if run.info.status == "RUNNING"]
+
+
+def refused(workdir: Path, *extra: str, timeout: float = 180) -> tuple[int, list[str]]:
+    return stop_lines(sweep_process(workdir, *extra), timeout)
+
+
+def tree(workdir: Path) -> dict:
+    """Each run of the sweep by what it is: (level, fold, stage[, batch size, lr]) -> its status,
+    final metrics and how many values each metric has."""
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    out = {}
+    for level, runs in runs_by_level(workdir).items():
+        for run in runs:
+            tags, params = run.data.tags, run.data.params
+            key = (level, tags.get("fold"), tags.get("stage"), params.get("batch_size"), params.get("lr"))
+            assert key not in out, f"two runs for {key}"
+            out[key] = {"status": run.info.status, "metrics": run.data.metrics,
+                        "history": {m: len(client.get_metric_history(run.info.run_id, m)) for m in run.data.metrics}}
+    return out
+
+
+RESULTS = ("auprc", "auroc", "loss", "epoch")  # what the sweep computes (not timings)
+
+
 @pytest.mark.slow
-def test_kill_and_resume(tmp_path):
-    first = sweep_process(tmp_path)
-    deadline = time.time() + 300
-    log_file = first.log_path
-    while "trial 1/2 finished" not in log_file.read_text():
-        assert first.poll() is None, log_file.read_text()[-2000:]
-        assert time.time() < deadline, "no trial finished in time"
+def test_stops_then_resume_give_the_uninterrupted_tree(smoke_sweep, tmp_path):
+    """One sweep carries every stop: two drivers started together, a second driver (--resume) while the
+    first runs, Ctrl-C mid-stage-1, Ctrl-C between stages, Ctrl-C during a fold's test evaluation, a
+    double Ctrl-C, SIGKILL mid-stage-2; then --resume ends with the uninterrupted sweep's MLflow tree."""
+    root = tmp_path / "ray_results" / f"{Path(demo.cache_file(0)).stem}-basset-tune-mean-k2-s0-smoke"
+    pair = [sweep_process(tmp_path), sweep_process(tmp_path)]
+    deadline = time.time() + 180
+    while all(proc.poll() is None for proc in pair):
+        assert time.time() < deadline, "neither of two drivers started together was refused"
         time.sleep(0.2)
-    os.kill(first.pid, signal.SIGKILL)  # the driver dies mid-sweep ...
-    stop_group(first)                   # ... and we clean up what it started
-    finished_before = {run.data.tags["chromtune.trial_id"] for run in runs_by_level(tmp_path)["trial"]
-                       if run.info.status == "FINISHED"}
-    assert finished_before
-    resumed_log = finish(sweep_process(tmp_path, "--resume"))
+    loser = next(proc for proc in pair if proc.poll() is not None)
+    driver = next(proc for proc in pair if proc is not loser)
+    code, lines = stop_lines(loser)
+    assert code == 2 and len(lines) == 1 and f"being run by pid {driver.pid}" in lines[0], lines
+
+    wait_for(driver, running_trial(tmp_path, 0, 1), "fold 0 stage 1 trial")
+    code, lines = refused(tmp_path, "--resume")
+    assert code == 2 and len(lines) == 1 and f"being run by pid {driver.pid}" in lines[0], lines
+    assert_stopped(driver, "fold 0 stage 1")
+    assert not (root / "fold0-stage1.json").exists()  # the interrupted stage is not selected
+    assert_nothing_running(tmp_path)
     levels = runs_by_level(tmp_path)
-    finished = [run.data.tags["chromtune.trial_id"] for run in levels["trial"] if run.info.status == "FINISHED"]
-    statuses = sorted((run.data.tags["chromtune.trial_id"], run.data.tags["fold"], run.data.tags["stage"],
-                       run.info.status) for run in levels["trial"])
-    assert len(finished) == len(set(finished)) == 8, (statuses, resumed_log[-3000:])  # one FINISHED run each
-    assert all(run.info.status in ("FINISHED", "KILLED") for run in levels["trial"])
-    reran = [run for run in levels["trial"] if run.data.tags["chromtune.trial_id"] in finished_before]
-    assert len(reran) == len(finished_before)  # finished trials were not run again
-    assert len(levels["sweep"]) == 1 and len(levels["fold"]) == 2 and len(levels["stage"]) == 4
-    assert all(run.info.status == "FINISHED" for run in levels["sweep"] + levels["fold"] + levels["stage"])
+    assert {run.info.status for run in levels["sweep"] + levels["fold"] + levels["stage"]} == {"KILLED"}
+    assert all(run.info.status == "KILLED" or "valid_auprc" in run.data.metrics for run in levels["trial"])
+
+    driver = sweep_process(tmp_path, "--resume")
+    wait_for(driver, logged(driver, "[fold 0 stage 1] selected"), "stage 1 selection")
+    assert_stopped(driver, "fold 0")
+    assert not (root / "fold0-test.json").exists()  # no later stage ran to its end
+
+    driver = sweep_process(tmp_path, "--resume")
+    wait_for(driver, logged(driver, "[fold 0 stage 2] selected"), "stage 2 selection")
+    assert_stopped(driver, "fold")
+    assert_nothing_running(tmp_path)
+
+    driver = sweep_process(tmp_path, "--resume")
+    wait_for(driver, running_trial(tmp_path, 1, 1), "fold 1 stage 1 trial")
+    assert_stopped(driver, "at once", signals=(signal.SIGINT, signal.SIGINT))
+
+    driver = sweep_process(tmp_path, "--resume")
+    wait_for(driver, running_trial(tmp_path, 1, 2), "fold 1 stage 2 trial")
+    os.kill(driver.pid, signal.SIGKILL)
+    stop_group(driver)
+
+    finish(sweep_process(tmp_path, "--resume"))
+    reference, resumed = tree(smoke_sweep[0]), tree(tmp_path)
+    assert resumed.keys() == reference.keys()
+    for key, expected in reference.items():
+        got = resumed[key]
+        assert got["status"] == "FINISHED", key
+        for name, value in expected["metrics"].items():
+            if any(word in name for word in RESULTS):
+                assert got["metrics"][name] == pytest.approx(value, rel=1e-6, abs=1e-6), (key, name)
+            if expected["history"][name] == 1:
+                assert got["history"].get(name) == 1, (key, name, got["history"].get(name))
+
+    log = finish(sweep_process(tmp_path, "--resume"))  # a finished sweep: said so, nothing changed
+    assert "finished already" in log and tree(tmp_path) == resumed
 
 
 def test_a_stage_resumes_only_from_saved_tune_state(tmp_path):
