@@ -71,7 +71,7 @@ class Store:
                 "paradigm": paradigm, "mean": str(mean)}
         sweep = self.client.create_run(self.exp, run_name=f"sweep {key}", tags=tags).info.run_id
         for name, value in {"folds": K, "seed": seed, "smoke_test": smoke, "data": "/x/toy.h5",
-                            "mean_feature": "loo"}.items():
+                            "mean_feature": "reference"}.items():
             self.client.log_param(sweep, name, str(value))
         auprc = dict(zip(NAMES, (model, *baselines)))
         for fold in range(K):
@@ -455,11 +455,12 @@ def test_missing_runs_and_bad_flags_are_clear_errors(store, tmp_path, capsys, ca
 
 def test_a_sweep_whose_mean_held_the_own_label_is_its_own_model(store):
     key = store.sweep("resnet", RESNET)
-    assert compare.find_sweeps(store.client, store.exp)[key].label == "resnet+mean (tune)"  # param mean_feature loo
+    assert compare.find_sweeps(store.client, store.exp)[key].label == "resnet+mean (tune)"  # the default, reference
     old = store.client.create_run(store.exp, tags={"chromtune.sweep": "old", "chromtune.level": "sweep",
                                                    "arch": "resnet", "paradigm": "tune", "mean": "True"}).info.run_id
-    store.client.log_param(old, "folds", "5")  # a sweep from before --mean-feature: its mean held the own label
-    assert compare.find_sweeps(store.client, store.exp)["old"].label == "resnet+mean[own label] (tune)"
+    store.client.log_param(old, "folds", "5")
+    store.client.log_param(old, "mean_feature", "loo")  # leave-one-out: a model of its own
+    assert compare.find_sweeps(store.client, store.exp)["old"].label == "resnet+mean[loo] (tune)"
 
 
 def test_default_experiment_follows_the_sweep():

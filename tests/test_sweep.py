@@ -378,12 +378,12 @@ def test_sweep_plans_folds_that_test_every_cell_type(tmp_path, monkeypatch):
     from chromtune.sweep.plan import plan_sweep
 
     monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
-    args = build_parser().parse_args(["--folds", "7", "--mean-feature", "reference", "--storage", str(tmp_path / "r")])
+    args = build_parser().parse_args(["--folds", "7", "--mean-feature", "loo", "--storage", str(tmp_path / "r")])
     args.arch, args.paradigm = "resnet", "tune"  # main plans one sweep per (architecture, paradigm)
     plan = plan_sweep(args)
-    assert plan.args.folds == 7 and len(plan.folds) == 7 and plan.base["mean_feature"] == "reference"
+    assert plan.args.folds == 7 and len(plan.folds) == 7 and plan.base["mean_feature"] == "loo"
     assert sorted(c for f in plan.folds for c in f.test) == list(range(30))
-    assert {len(f.test) for f in plan.folds} == {4, 5} and plan.key.endswith("-k7-s0-meanref")
+    assert {len(f.test) for f in plan.folds} == {4, 5} and plan.key.endswith("-k7-s0-meanloo")
     text = fold_roles_text(plan).splitlines()
     assert len(text) == 8 and all(f"fold {k}: test " in text[k + 1] for k in range(7))
     assert sum(line.split("test ")[1].split(";")[0].count(",") + 1 for line in text[1:]) == 30

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage-2 paradigm(s): tune or freeze the trunk; several are compared at the end")
     p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True,
                    help="stage 2: feed the mean accessibility of the training cell types")
-    p.add_argument("--mean-feature", default="loo", choices=MEAN_FEATURES,
+    p.add_argument("--mean-feature", default="reference", choices=MEAN_FEATURES,
                    help="stage-2 training pairs' mean input: loo (never the pair's own label) or reference "
                         "(own label included, as the reference implementation)")
     p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; demo 0.25)")

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paradigm", default="tune", choices=PARADIGMS, help="stage 2: tune or freeze the trunk")
     p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True,
                    help="stage 2: feed the mean accessibility of the training cell types")
-    p.add_argument("--mean-feature", default="loo", choices=MEAN_FEATURES,
+    p.add_argument("--mean-feature", default="reference", choices=MEAN_FEATURES,
                    help="stage 2, training pairs: loo = the mean over the other training cell types, never "
                         "the pair's own label; reference = the mean over all of them, own label included "
                         "(the reference implementation)")

@@ -29,14 +29,14 @@ class Sweep:
     smoke: bool
     problem: str = ""
     folds: dict = field(default_factory=dict)
-    mean_feature: str = "loo"
+    mean_feature: str = "reference"
 
     @property
     def label(self) -> str:
-        """e.g. ``resnet+mean (tune)``; ``resnet+mean[own label] (tune)`` when training pairs' mean
-        feature held their own label (``--mean-feature reference``)."""
-        own = "[own label]" if self.mean and self.mean_feature == "reference" else ""
-        return f"{self.arch}{'+mean' if self.mean else ''}{own} ({self.paradigm})"
+        """e.g. ``resnet+mean (tune)``; ``resnet+mean[loo] (tune)`` when training pairs' mean feature
+        left their own label out (``--mean-feature loo``)."""
+        loo = "[loo]" if self.mean and self.mean_feature == "loo" else ""
+        return f"{self.arch}{'+mean' if self.mean else ''}{loo} ({self.paradigm})"
 
     @property
     def complete(self) -> bool:
@@ -86,7 +86,7 @@ def find_sweeps(client, experiment_id: str) -> dict[str, Sweep]:
         sweeps[key] = Sweep(key, run.info.run_id, tags.get("arch", "?"), tags.get("paradigm", "?"),
                             tags.get("mean") == "True", int(params.get("folds", 0)), params.get("smoke_test") == "True",
                             f"sweep run {run.info.run_id} lacks {', '.join(missing)}" if missing else "",
-                            mean_feature=params.get("mean_feature", "reference"))  # sweeps before it: own label
+                            mean_feature=params.get("mean_feature", "reference"))  # sweeps before it: the reference's
     finished = _search(client, experiment_id, "tags.`chromtune.level` = 'fold' and attributes.status = 'FINISHED'")
     for run in sorted(finished, key=lambda r: r.info.end_time or 0):  # a later duplicate wins
         sweep = sweeps.get(run.data.tags.get("chromtune.sweep"))

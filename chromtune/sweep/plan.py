@@ -60,7 +60,7 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
         spaces = {stage: space.shrunk() for stage, space in spaces.items()}
     width = args.width or (1.0 if args.data else 0.25)
     mean_tag = "mean" if args.with_mean else "nomean"
-    variant = ("-ref" if args.split == "reference" else "") + ("-meanref" if args.mean_feature == "reference" else "")
+    variant = ("-ref" if args.split == "reference" else "") + ("-meanloo" if args.mean_feature == "loo" else "")
     key = f"{Path(data).stem}-{args.arch}-{args.paradigm}-{mean_tag}-k{args.folds}-s{args.seed}{variant}" + \
           ("-smoke" if args.smoke_test else "")
     storage = Storage(args.storage).child(key)

@@ -41,7 +41,7 @@ class TrainConfig:
     width: float = 1.0
     paradigm: str = "tune"
     with_mean: bool = True
-    mean_feature: str = "loo"
+    mean_feature: str = "reference"
     head: str = "simple"
     init: str | None = None
     test_chroms: list[str] = field(default_factory=list)
