@@ -2,6 +2,14 @@
 
 A request the cluster can never satisfy (a GPU on a CPU-only cluster, more CPUs than any node
 has) would wait forever in Ray; :func:`check_resources` turns it into one line naming the flag.
+
+The private local Ray listens on loopback only. Ray 2.60 turns ``_node_ip_address="127.0.0.1"``
+into the machine's routable address unless its single-machine mode is on (the
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` switch, read once into ``ray_constants.ENABLE_RAY_CLUSTER``
+when Ray is imported); with it, GCS, raylet, workers, the driver and the agents bind to 127.0.0.1.
+The Prometheus metrics endpoint, which answers anyone who reaches it, is not started
+(``enable_metrics_collection`` off), and neither is the dashboard. A test lists the listening
+sockets of a running local Ray's processes (tests/test_ray_runtime.py).
 """
 
 from __future__ import annotations
@@ -25,8 +33,18 @@ def start_ray(address: str | None = None) -> None:
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise UserError(f"--address {address}: cannot connect to a Ray cluster ({str(err).splitlines()[0]})") from None
     else:
+        _single_machine_mode()
         # "local": a new private instance even when another Ray runs on this machine
-        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
+                 _system_config={"enable_metrics_collection": False})
+
+
+def _single_machine_mode() -> None:
+    """Keep a local Ray's node address on loopback (see the module docstring)."""
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # for Python processes that import Ray afresh
+    ray_constants.ENABLE_RAY_CLUSTER = False  # the driver's copy, already read at import
 
 
 def launchable_node_types() -> list[tuple[dict, float]]:
