@@ -433,3 +433,17 @@ def test_readme_cluster_section_runs_the_sweep_on_s3_storage():
     assert args["storage"] == storage and args["address"] == "auto"
     servers = [c for c in prepared("aws")["head_start_ray_commands"] if "mlflow server" in c]
     assert args["tracking_uri"] in {f"http://127.0.0.1:{mlflow_server_options(c)['--port']}" for c in servers}
+
+
+@PROVIDERS
+def test_dashboard_binds_localhost_and_is_reached_through_ray_dashboard(provider):
+    """The dashboard's job API runs any command it is sent: only an SSH tunnel may reach it."""
+    ready = prepared(provider)
+    heads = [c for c in ready["head_start_ray_commands"] if "ray start" in c and "--head" in c]
+    assert len(heads) == 1
+    hosts = re.findall(r"--dashboard-host[= ](\S+)", heads[0])
+    assert hosts in ([], ["127.0.0.1"]), hosts  # Ray's default is 127.0.0.1
+    assert not any("0.0.0.0" in c for c in ready["head_start_ray_commands"] + ready["worker_start_ray_commands"])
+    commands = shell_commands(usage_header(provider))
+    assert f"ray dashboard {CONFIGS[provider].name}" in commands
+    assert "0.0.0.0" not in CONFIGS[provider].read_text()
