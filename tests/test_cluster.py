@@ -26,12 +26,12 @@ EXPERIMENT = f"chromtune-{Path(demo.cache_file(0)).stem}"
 STAGE1 = """sampler: grid
 params:
   lr: {choice: [0.01, 0.001]}
-fixed: {batch_size: 32, epochs: 4, batches_per_epoch: 6, width: 0.125, eval_every: 4}
+fixed: {batch_size: 32, epochs: 4, batches_per_epoch: 6}
 """
 STAGE2 = """sampler: grid
 params:
   lr: {choice: [0.001, 0.0001]}
-fixed: {batch_size: 32, epochs: 1, batches_per_epoch: 4, width: 0.125, eval_every: 4}
+fixed: {batch_size: 32, epochs: 1, batches_per_epoch: 4}
 """
 
 
@@ -51,7 +51,8 @@ def start_sweep(workdir: Path, cluster: Cluster) -> subprocess.Popen:
     env = {**os.environ, "CHROMTUNE_CACHE": str(workdir / "cache"), "PYTHONUNBUFFERED": "1",
            "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     args = ["--arch", "basset", "--folds", "2", "--concurrent-folds", "2", "--address", cluster.address,
-            "--storage", f"file://{workdir / 'storage'}", "--stage1-space", "stage1.yaml", "--stage2-space", "stage2.yaml"]
+            "--storage", f"file://{workdir / 'storage'}", "--stage1-space", "stage1.yaml", "--stage2-space", "stage2.yaml",
+            "--width", "0.125"]
     log = open(workdir / "sweep.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "chromtune.sweep", *args], cwd=workdir, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
