@@ -103,7 +103,8 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     tracker.delete_trials(stage_run, status="KILLED")
     finished = [r for r in results if r.error is None and _has_checkpoint(r)]
     if not finished:
-        raise RuntimeError(f"{label}: every trial failed; see {path}")
+        first_error = next((r.error for r in results if r.error), None)  # a worker's UserError shows as one line
+        raise RuntimeError(f"{label}: every trial failed; see {path}") from first_error
     best = max(finished, key=lambda r: r.metrics.get("best_valid_auprc", float("-inf")))
     selected = f"{name}-selected"
     source_fs, source = _checkpoint_location(best, plan.storage)

@@ -78,7 +78,8 @@ def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask
     save_model(out / BEST_FILE, model, epoch=best["epoch"], valid_auprc=best["valid_auprc"],
                genes=list(ds.genes), expression_transform=str(ds.attrs.get("expression_transform", "unknown")),
                cell_types=list(ds.cell_types), train_cells=[ds.cell_types[c] for c in task.fold.train],
-               data=cfg.data if "://" in cfg.data else str(Path(cfg.data).resolve()), fold=cfg.fold)
+               data=cfg.data if "://" in cfg.data else str(Path(cfg.data).resolve()), fold=cfg.fold,
+               test_chroms=sorted(cfg.test_chroms))
     split = {group: [task.dataset.cell_types[c] for c in getattr(task.fold, group)]
              for group in ("train", "valid", "test")}
     metrics = {"config": cfg.to_dict(), "split": split, "history": state["history"],
@@ -116,7 +117,7 @@ def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: b
     out = Path(out).resolve()
     task = FoldTask.from_config(cfg)  # bad data, folds or chromosomes fail here, before Ray starts
     if cfg.stage == 2:
-        stage1_checkpoint(cfg.init, cfg, task.dataset.context)
+        stage1_checkpoint(cfg.init, cfg, task.dataset.context, task)
     storage = out / "ray"
     previous = latest_checkpoint(Storage(str(storage)))
     if previous and not resume:
@@ -130,5 +131,5 @@ def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: b
         return finish_run(cfg, session.checkpoint_dir(), out, task)
     result = make_trainer(cfg, str(storage), workers, use_gpu, cpus_per_worker, max_failures, previous).fit()
     if result.error:
-        raise RuntimeError(f"training failed: {result.error}")
+        raise RuntimeError(f"training failed: {result.error}") from result.error
     return finish_run(cfg, Path(result.checkpoint.to_directory()), out, task)
