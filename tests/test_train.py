@@ -177,3 +177,76 @@ def test_held_out_chromosomes_any_names(tmp_path):
     assert s1["n_bins"]["test"] == s2["n_bins"]["test"] == on_xy
     assert s1["n_bins"]["train"] + s1["n_bins"]["valid"] <= ds.n_bins - on_xy
     assert 0 < s2["test"]["model"]["auprc"] <= 1
+
+
+def test_relative_paths_reach_ray_absolute(data_file, stage1_run, tmp_path, monkeypatch, capsys):
+    """Ray's workers run in another folder: --data, --init and --out are resolved against the caller's."""
+    import os
+
+    import chromtune.train.runner as runner
+    seen = {}
+
+    def fake_run_training(cfg, out, *args, **kwargs):
+        seen.update(cfg=cfg, out=out)
+        return {"best_valid_auprc": 0.5}
+    monkeypatch.setattr(runner, "run_training", fake_run_training)
+    monkeypatch.chdir(tmp_path)
+    code, err = _cli(capsys, "--data", os.path.relpath(data_file), "--folds", "3", "--stage", "2", "--workers", "0",
+                     "--init", os.path.relpath(stage1_run), "--out", "runs/s2")
+    assert code == 0, err
+    assert seen["cfg"].data == data_file and seen["cfg"].init == str(stage1_run)
+    assert str(seen["out"]) == str(tmp_path / "runs" / "s2")
+    # stage 2 took the architecture and width from --init: none was given
+    assert (seen["cfg"].arch, seen["cfg"].width) == (FAST["arch"], FAST["width"])
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--fold", "1"], "other cell types"),
+    (["--seed", "1"], "other cell types"),
+    (["--folds", "4"], "other cell types"),
+    (["--test-chroms", "chr1"], "held out chromosomes"),
+    (["--width", "0.25"], "--width 0.25"),
+])
+def test_stage2_refuses_an_init_of_another_fold(data_file, stage1_run, tmp_path, capsys, flags, fragment):
+    """A stage-1 trunk trained on this fold's test cell types (or its held-out chromosomes) would leak."""
+    folds = [] if "--folds" in flags else ["--folds", "3"]
+    code, err = _cli(capsys, "--data", data_file, *folds, "--stage", "2", "--workers", "0",
+                     "--init", str(stage1_run), "--out", str(tmp_path / "s2"), *flags)
+    assert code == 2 and len(err) == 1 and "--" in err[0] and fragment in err[0], err
+    assert not (tmp_path / "s2").exists()
+
+
+def test_out_is_checked_before_training(data_file, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, err = _cli(capsys, "--data", data_file, "--workers", "0", "--out", str(tmp_path / "file" / "run"))
+    assert code == 2 and len(err) == 1 and "--out" in err[0] and "which is a file" in err[0]
+
+
+def test_a_user_error_raised_in_a_ray_worker_is_one_line(capsys):
+    """Ray wraps a worker's exception (RayTaskError, Train's WorkerGroupError); the cause is shown."""
+    import ray
+
+    from chromtune.errors import UserError, user_error_in
+    from chromtune.ray_runtime import start_ray
+
+    started = not ray.is_initialized()
+    start_ray()
+    try:
+        @ray.remote
+        def fails():
+            raise UserError("--data x.h5: no such file")
+        with pytest.raises(Exception) as caught:
+            ray.get(fails.remote())
+    finally:
+        if started:
+            ray.shutdown()
+
+    def main(_argv):
+        try:
+            raise caught.value
+        except Exception as err:
+            raise RuntimeError("training failed") from err
+    assert str(user_error_in(caught.value)) == "--data x.h5: no such file"
+    code = run_cli(main, [])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["chromtune: error: --data x.h5: no such file"]

@@ -2,15 +2,21 @@
 
 The work lives in :mod:`chromtune.train.runner` (a Ray Train ``TorchTrainer``, or the same loop in
 this process with ``--workers 0``); torch and Ray are imported only after the flags are parsed.
+Paths (--data, --init, --out) are made absolute against the caller's folder before anything goes
+to Ray, whose workers run elsewhere. Stage 2 reads its --init first: the architecture and width
+come from it (a conflicting flag is refused), and a stage-1 run of another fold, split, seed or
+set of held-out chromosomes is refused before Ray starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
+from chromtune.atomic import check_output_folder
 from chromtune.cli import command_parser
 from chromtune.errors import UserError, run_cli
 from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TEST_MAX_PAIRS, VALID_BINS, VALID_PAIRS, TrainConfig
@@ -44,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
          "chromtune train --stage 2 --init runs/s1 --paradigm tune --mean --out runs/s2",
          "chromtune train --data data.h5 --stage 1 --workers 2 --test-chroms chr8 --out runs/s1"])
     p.add_argument("--data", help="data set file (default: the embedded demo data set)")
-    p.add_argument("--arch", default="resnet", help=f"architecture: {', '.join(ARCH_NAMES)}")
+    p.add_argument("--arch", help=f"architecture: {', '.join(ARCH_NAMES)} (default: resnet; stage 2: --init's)")
     p.add_argument("--stage", type=int, default=1, choices=(1, 2), help="training stage")
     p.add_argument("--fold", type=int, default=0, help="fold index, 0 to --folds minus 1")
     p.add_argument("--folds", type=int, default=5, help="number of cell-type folds")
@@ -64,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=4, help="epochs")
     p.add_argument("--batches-per-epoch", type=int, default=50, help="batches per epoch")
     p.add_argument("--width", type=float, default=None,
-                   help="channel multiplier (default: 1.0, 0.25 on the demo data set)")
+                   help="channel multiplier (default: 1.0, 0.25 on the demo data set; stage 2: --init's)")
     p.add_argument("--test-chroms", default="", metavar="LIST",
                    help="comma-separated chromosomes held out of all training and used for the test")
     p.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K-th bin")
@@ -92,7 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def absolute(path: str | None) -> str | None:
+    """``path`` against the caller's folder (Ray's workers run elsewhere); URIs as they are."""
+    return path if path is None or "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
+def take_from_init(args: argparse.Namespace) -> None:
+    """Stage 2: architecture and width come from the stage-1 checkpoint; a flag that disagrees is refused."""
+    from chromtune.train.loop import read_stage1
+
+    config = read_stage1(args.init)["config"]
+    if config.get("stage") != 1:
+        raise UserError(f"--init {args.init}: a stage-{config.get('stage')} checkpoint; stage 2 starts from stage 1")
+    for flag, name in (("--arch", "arch"), ("--width", "width")):
+        given = getattr(args, name)
+        if given is not None and given != config[name]:
+            raise UserError(f"{flag} {given}: --init {args.init} holds a {name} of {config[name]}; "
+                            f"leave {flag} out to take it from there")
+        setattr(args, name, config[name])
+
+
 def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
+    args.arch = args.arch or "resnet"
     if args.arch not in ARCH_NAMES:
         raise UserError(f"--arch {args.arch!r}: unknown architecture; valid names: {', '.join(ARCH_NAMES)}")
     stage1 = args.stage == 1
@@ -117,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
     if args.gpu and not torch.cuda.is_available() and not args.address:
         raise UserError("--gpu: no CUDA GPU is visible on this machine")
+    args.data, args.init = absolute(args.data), absolute(args.init)
+    check_output_folder(args.out, "--out")
+    out = absolute(args.out)
+    if args.stage == 2 and args.init:
+        take_from_init(args)
     if args.data:
         data = args.data
     else:
@@ -128,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers:
         start_ray(args.address)
         check_resources(args.workers, args.cpus_per_worker, 1 if args.gpu else 0)
-    metrics = run_training(cfg, args.out, args.workers, args.gpu, args.cpus_per_worker, args.resume)
+    metrics = run_training(cfg, out, args.workers, args.gpu, args.cpus_per_worker, args.resume)
     summary = {"best_valid_auprc": metrics["best_valid_auprc"]}
     if "test" in metrics:
         summary.update({f"test.{name}.auprc": round(m["auprc"], 4) for name, m in metrics["test"].items()})

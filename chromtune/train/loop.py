@@ -46,19 +46,45 @@ STATE_FILE = "state.pt"
 BEST_FILE = "best.pt"
 
 
-def stage1_checkpoint(init: str, cfg: TrainConfig, seq_len: int) -> dict:
-    """Read and check the stage-1 best checkpoint that stage 2 starts from (a run folder or a file)."""
+def read_stage1(init: str) -> dict:
+    """The stage-1 best checkpoint that stage 2 starts from (a run folder or a file), read."""
     path = fetch(init)  # a sweep on a cluster hands over a URI in its shared storage
     path = path / BEST_FILE if path.is_dir() else path
     try:
         _, checkpoint = load_model(path)
     except ValueError as err:
         raise UserError(f"--init {init}: {err}") from None
+    return checkpoint
+
+
+def fold_identity(cfg: TrainConfig, task: FoldTask) -> dict:
+    """What stage 2 must share with its stage-1 checkpoint: the training cell types (so the trunk never
+    saw the fold's validation or test cell types) and the held-out chromosomes."""
+    return {"train_cells": [task.dataset.cell_types[c] for c in task.fold.train],
+            "test_chroms": sorted(cfg.test_chroms)}
+
+
+def stage1_checkpoint(init: str, cfg: TrainConfig, seq_len: int, task: FoldTask | None = None) -> dict:
+    """Read and check the stage-1 checkpoint: this model, and (given ``task``) this fold's split."""
+    checkpoint = read_stage1(init)
     config = checkpoint["config"]
     wanted = {"stage": 1, "arch": cfg.arch, "width": float(cfg.width), "seq_len": seq_len}
     found = {k: config.get(k) for k in wanted}
     if found != wanted:
         raise UserError(f"--init {init}: not a stage-1 checkpoint of this model (found {found}, need {wanted})")
+    if task is not None:
+        want = fold_identity(cfg, task)
+        cells, chroms = checkpoint.get("train_cells"), checkpoint.get("test_chroms")
+        if cells is None or chroms is None:
+            raise UserError(f"--init {init}: records no fold (written by an older chromtune); train stage 1 again")
+        if sorted(cells) != sorted(want["train_cells"]):
+            held_out = sorted(set(cells) - set(want["train_cells"]))
+            raise UserError(f"--init {init}: stage 1 was trained on other cell types than this fold's "
+                            f"({len(held_out)} of them held out here, e.g. {', '.join(held_out[:3]) or '-'}); "
+                            "use the stage-1 run of the same --fold, --folds, --split and --seed")
+        if sorted(chroms) != want["test_chroms"]:
+            raise UserError(f"--init {init}: stage 1 held out chromosomes {','.join(chroms) or 'none'}, this run "
+                            f"{','.join(want['test_chroms']) or 'none'}; --test-chroms must match")
     return checkpoint
 
 
@@ -68,7 +94,7 @@ def build_for(cfg: TrainConfig, task: FoldTask) -> torch.nn.Module:
     ds = task.dataset
     if cfg.stage == 1:
         return build_model(cfg.arch, 1, n_tasks=len(task.fold.train), seq_len=ds.context, width=cfg.width)
-    stage1 = stage1_checkpoint(cfg.init, cfg, ds.context)
+    stage1 = stage1_checkpoint(cfg.init, cfg, ds.context, task)
     model = build_model(cfg.arch, 2, n_genes=ds.n_genes, with_mean=cfg.with_mean, head=cfg.head,
                         n_tasks=stage1["config"]["n_tasks"], seq_len=ds.context, width=cfg.width)
     model.load_trunk(stage1)
@@ -239,6 +265,7 @@ def run_loop(cfg: TrainConfig, session) -> None:
                             "best_metric": best_metric, "history": history}, folder / STATE_FILE)
                 current = unwrap(model)
                 torch.save({"config": dict(current.config), "state_dict": best_state or current.state_dict(),
-                            "epoch": best_epoch, "valid_auprc": best_metric}, folder / BEST_FILE)
+                            "epoch": best_epoch, "valid_auprc": best_metric, **fold_identity(cfg, task)},
+                           folder / BEST_FILE)
             metrics["overhead_fraction"] = 1.0 - step_time / (time.perf_counter() - epoch_start)
             session.report(metrics, folder, f"epoch_{epoch + 1:04d}")
