@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "import-chromdragonn",
         "Convert ChromDragoNN's released joblib files (bit-packed windows and labels per chromosome, and the "
-        "expression matrix) into a chromtune data set, keeping the stored windows and their order. joblib files "
-        "are pickles: import only files from a source you trust.",
+        "expression matrix) into a chromtune data set, keeping the stored windows and their order. The joblib files "
+        "are read with an unpickler that admits only arrays and plain containers.",
         ["chromtune import-chromdragonn --dnase dnase_dir --rna rna_quants.joblib --out data.h5",
          "chromtune import-chromdragonn --dnase dnase_dir --rna rna_quants.joblib --assembly hg19 --out hg19.h5"])
     parser.add_argument("--dnase", required=True, metavar="DIR", help="folder of dnase.chr*.packbit.joblib files")

@@ -145,6 +145,30 @@ def positive_bins(starts: np.ndarray, ends: np.ndarray, n_bins: int, bin_size: i
 
 
 # -- the whole build -------------------------------------------------------------------------
+LOG_SCALED_MAX = 20.0  # TPM tables reach thousands; log1p/log2/arcsinh of TPM stay below this
+
+
+def input_warnings(tpm: np.ndarray, cell_types: list[str], samples, peaks: list[dict], transform: str,
+                   expression_path) -> list[str]:
+    """Inputs that build a data set but probably not the one meant: an expression table that is
+    already log-scaled (and would be logged twice), a cell type with all-zero expression, a peak
+    file without peaks (a cell type with no positive bin)."""
+    found = []
+    top = float(np.nanmax(tpm)) if tpm.size else 0.0
+    if transform != "none" and 0 < top <= LOG_SCALED_MAX:
+        found.append(f"--expression {expression_path}: its largest value is {top:.3g}, so it looks log-scaled "
+                     f"already and --transform {transform} logs it again; pass --transform none if it is")
+    zero = [cell for cell, row in zip(cell_types, tpm) if not np.any(row)]
+    if zero:
+        found.append(f"--expression {expression_path}: all-zero expression for {len(zero)} cell type(s): "
+                     f"{', '.join(zero[:5])}{', ...' if len(zero) > 5 else ''}")
+    for sample, by_chrom in zip(samples, peaks):
+        if not any(len(p.starts) for p in by_chrom.values()):
+            found.append(f"peaks file {sample.peaks} (cell type {sample.cell_type}): holds no peaks, so the cell "
+                         "type has no positive bin")
+    return found
+
+
 def prepare_file(out: str | os.PathLike, genome_path: str | os.PathLike, samples_path: str | os.PathLike,
                  expression_path: str | os.PathLike, tfs_path: str | os.PathLike | None = None,
                  options: PrepareOptions | None = None) -> dict:
@@ -169,6 +193,8 @@ def prepare_file(out: str | os.PathLike, genome_path: str | os.PathLike, samples
               f"are not in the expression table and are left out ({shown})", file=sys.stderr)
     expression = TRANSFORMS[options.transform](tpm).astype(np.float32)
     peaks = [read_peaks(s.peaks) for s in tqdm(samples, desc="reading peaks", unit="file", disable=None, leave=False)]
+    for message in input_warnings(tpm, cell_types, samples, peaks, options.transform, expression_path):
+        print(f"chromtune: warning: {message}", file=sys.stderr)
 
     with Genome(genome_path) as genome, atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         lengths = genome.lengths

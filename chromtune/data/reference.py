@@ -18,7 +18,7 @@ chr1..chr22, chrX, chrY (those present), each bin's chromosome and start. The st
 the window's central ``bin_size`` bp); otherwise it is -1 (unknown). The N rule of ``prepare``
 applies: a window whose central ``bin_size`` bp core is more than ``max_n_fraction`` N is dropped,
 counted per chromosome in the provenance.
-Loading a joblib file unpickles it: import only files from a source you trust.
+The joblib files are read with chromtune.io.chromdragonn.ArraysOnlyUnpickler: arrays and plain containers only.
 """
 
 from __future__ import annotations

@@ -9,17 +9,21 @@ Per chromosome, ``DIR/dnase.chr{1..22,X,Y}.packbit.joblib``: a joblib dict with
 - other keys (``example_metadata``, ``label_metadata`` = cell-type names, ...)
 
 and an expression file, a joblib dict with ``rna_quants`` (T, G) float, optionally ``genes`` (G,)
-and ``tasks`` (T,). Loading a joblib file unpickles it: read only files from a source you trust.
+and ``tasks`` (T,). A joblib file is a pickle, which may name any callable to run on load; these
+files are read through :class:`ArraysOnlyUnpickler`, which admits numpy arrays, numpy scalars and
+plain containers (dict, list, tuple, str, numbers) and refuses anything else before it runs.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
 from pathlib import Path
 
-import joblib
 import numpy as np
+from joblib import numpy_pickle
+from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 
 from chromtune.errors import UserError
 from chromtune.io.files import require_file
@@ -55,13 +59,40 @@ def reference_files(dnase_dir: str | os.PathLike) -> list[tuple[str, Path]]:
     return found
 
 
+_PLAIN = {("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray",
+                                          "int", "float", "complex", "bool")}
+_ARRAYS = {(module, name) for module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray",
+                                         "numpy.core.numeric", "numpy._core.numeric")
+           for name in ("ndarray", "dtype", "_reconstruct", "scalar", "_frombuffer")}
+ALLOWED_GLOBALS = frozenset(_PLAIN | _ARRAYS | {("collections", "OrderedDict"), ("_codecs", "encode"),
+                                                ("joblib.numpy_pickle", "NumpyArrayWrapper")})
+
+
+class ArraysOnlyUnpickler(numpy_pickle.NumpyUnpickler):
+    """joblib's unpickler, admitting only :data:`ALLOWED_GLOBALS` (arrays and plain containers).
+
+    joblib routes the nested pickle of an object array through this ``find_class`` too."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"it asks to load {module}.{name}; only arrays and plain containers "
+                                         "are read")
+        return super().find_class(module, name)
+
+
 def load_joblib(path: Path, what: str) -> dict:
+    """A joblib file's content, read with :class:`ArraysOnlyUnpickler`; anything else is one line."""
     require_file(path, what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            content = joblib.load(path)
-    except Exception as err:  # unpickling raises anything (EOFError, UnpicklingError, ValueError, ...)
+            with open(path, "rb") as raw, _validate_fileobject_and_memmap(raw, str(path)) as (handle, _):
+                if isinstance(handle, str):  # joblib < 0.10's layout with companion files
+                    raise pickle.UnpicklingError("written by joblib < 0.10, which this reader does not support")
+                content = ArraysOnlyUnpickler(str(path), handle, ensure_native_byte_order=True).load()
+    except pickle.UnpicklingError as err:
+        raise UserError(f"{what} {path}: refused: {err}") from None
+    except Exception as err:  # unpickling raises anything (EOFError, ValueError, ...)
         raise UserError(f"{what} {path}: not a readable joblib file ({err.__class__.__name__}: {err})") from None
     if not isinstance(content, dict):
         raise UserError(f"{what} {path}: expected a joblib dict, found {type(content).__name__}")
