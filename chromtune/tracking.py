@@ -22,8 +22,43 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from chromtune.atomic import check_output_file
+from chromtune.errors import UserError
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+SQLITE = "sqlite:///"
 PARENT_TAG = "mlflow.parentRunId"
+
+
+def resolve_tracking_uri(uri: str | None, flag: str = "--tracking-uri") -> str:
+    """The MLflow store: an SQLite path made absolute against the caller's folder and checked (a
+    folder, a file that is not SQLite, an unwritable place), other URIs as given. A plain path or
+    ``file://`` names MLflow's file store, which MLflow 3.13 removed."""
+    uri = uri or DEFAULT_TRACKING_URI
+    if uri.startswith(SQLITE):
+        path = Path(uri[len(SQLITE):]).expanduser().absolute()
+        if path.is_dir():
+            raise UserError(f"{flag} {uri}: {path} is a folder, expected an SQLite file")
+        if path.is_file():
+            with open(path, "rb") as handle:
+                head = handle.read(16)
+            if head and head != b"SQLite format 3\x00":
+                raise UserError(f"{flag} {uri}: {path} is a plain file, not an SQLite database")
+        else:
+            check_output_file(path, flag)
+        return SQLITE + str(path)
+    if ("://" not in uri and uri != "databricks") or uri.startswith("file:"):
+        raise UserError(f"{flag} {uri}: a path names MLflow's file store, which MLflow removed; "
+                        "give sqlite:///FILE.db or a server's http://host:port")
+    return uri
+
+
+def artifact_root(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: ``mlartifacts/`` beside an SQLite store (MLflow's
+    own default is ``./mlruns`` in whatever folder the driver runs in); a server decides for itself."""
+    if not tracking_uri.startswith(SQLITE):
+        return None
+    return (Path(tracking_uri[len(SQLITE):]).expanduser().absolute().parent / "mlartifacts").as_uri()
 
 
 def numeric_metrics(values: dict) -> dict[str, float]:
@@ -59,7 +94,7 @@ class Tracker:
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             try:
-                self.client.create_experiment(experiment)
+                self.client.create_experiment(experiment, artifact_location=artifact_root(tracking_uri))
             except MlflowException:  # another sweep sharing the store created it just now
                 pass
             found = self.client.get_experiment_by_name(experiment)

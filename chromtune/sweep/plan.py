@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from chromtune.atomic import check_output_folder
 from chromtune.errors import UserError
 from chromtune.models import ARCHITECTURES
 from chromtune.search_space import SearchSpace, load_search_space
@@ -37,6 +38,7 @@ class SweepPlan:
 def plan_sweep(args: argparse.Namespace) -> SweepPlan:
     """Validate every flag and file before Ray or MLflow start."""
     from chromtune.data.folds import plan_folds
+    from chromtune.tracking import resolve_tracking_uri
     from chromtune.train.task import load_dataset
 
     if args.arch not in ARCHITECTURES:
@@ -45,6 +47,13 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
                         ("--concurrent-folds", args.concurrent_folds)):
         if value < 0:
             raise UserError(f"{flag} {value}: must be 0 or more")
+    if args.cpus_per_worker <= 0:
+        raise UserError(f"--cpus-per-worker {args.cpus_per_worker:g}: must be positive")
+    if args.gpus_per_worker < 0:
+        raise UserError(f"--gpus-per-worker {args.gpus_per_worker:g}: must be 0 or more")
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    if "://" not in args.storage:
+        check_output_folder(args.storage, "--storage")
     if args.gpus_per_worker and not args.workers_per_trial and args.gpus_per_worker > 1:
         raise UserError("--gpus-per-worker: more than 1 GPU needs --workers-per-trial (one GPU per DDP worker)")
     if args.data:
@@ -68,7 +77,7 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
     base = dict(data=data, arch=args.arch, folds=args.folds, split=args.split, seed=args.seed, width=width,
                 paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature,
                 threads=max(1, int(args.cpus_per_worker)))
-    return SweepPlan(args, data, base, spaces, key, storage, local, args.tracking_uri or "sqlite:///mlflow.db",
+    return SweepPlan(args, data, base, spaces, key, storage, local, tracking_uri,
                      args.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types, folds)
 
 
