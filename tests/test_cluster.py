@@ -52,7 +52,7 @@ def start_sweep(workdir: Path, cluster: Cluster) -> subprocess.Popen:
            "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     args = ["--arch", "basset", "--folds", "2", "--concurrent-folds", "2", "--address", cluster.address,
             "--storage", f"file://{workdir / 'storage'}", "--stage1-space", "stage1.yaml", "--stage2-space", "stage2.yaml",
-            "--width", "0.125"]
+            "--width", "0.125", "--eval-every", "4"]
     log = open(workdir / "sweep.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "chromtune.sweep", *args], cwd=workdir, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

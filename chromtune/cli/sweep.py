@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage-2 training pairs' mean input: loo (never the pair's own label) or reference "
                         "(own label included, as the reference implementation)")
     p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; demo 0.25)")
+    p.add_argument("--eval-every", type=int, default=1, metavar="K",
+                   help="thin the held-out bins to every K-th (genome-scale data); part of the split, so a "
+                        "search space cannot set it")
     p.add_argument("--workers-per-trial", type=int, default=0,
                    help="Ray Train workers per trial (DDP); 0 trains inside the trial's own process")
     p.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per worker")

@@ -76,7 +76,7 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
     local = Path(storage.root) if not storage.is_uri else Path(tempfile.gettempdir()) / "chromtune-sweeps" / key
     base = dict(data=data, arch=args.arch, folds=args.folds, split=args.split, seed=args.seed, width=width,
                 paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature,
-                threads=max(1, int(args.cpus_per_worker)))
+                threads=max(1, int(args.cpus_per_worker)), eval_every=args.eval_every)
     return SweepPlan(args, data, base, spaces, key, storage, local, tracking_uri,
                      args.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types, folds)
 
