@@ -115,3 +115,32 @@ def test_tomtom_finds_each_planted_motif_as_its_own_best_match(planted):
     shuffled = [rng.dirichlet(np.ones(4), 10).T for _ in range(5)]  # random matrices match nothing
     assert (match_motifs(shuffled, planted).q_value > 0.05).all()
     assert len(match_motifs([], planted).best) == 0
+
+
+@pytest.mark.parametrize("name,tfs", [
+    ("MA0139.2 CTCF", ["CTCF"]),
+    ("MA0142.1 Pou5f1::Sox2", ["Pou5f1", "Sox2"]),
+    ("MA0099.3 FOS::JUN", ["FOS", "JUN"]),
+    ("SPI1_MOUSE.H11MO.0.A", ["SPI1"]),
+    ("CTCF_HUMAN.H11MO.0.A", ["CTCF"]),
+    ("CTCF.H12CORE.0.P.B", ["CTCF"]),
+    ("CTCF_MA0139.1", ["CTCF"]),
+    ("MA0139.1_CTCF", ["CTCF"]),
+    ("GATA3_GATA_2", ["GATA3"]),
+    ("FOS::JUN_MA0099.3", ["FOS", "JUN"]),
+    ("cebpb", ["cebpb"]),
+    ("MA0139.1", []),
+])
+def test_tf_names_of_jaspar_hocomoco_and_encode_styles(name, tfs):
+    from chromtune.interpret.motif_match import tf_names
+    assert tf_names(name) == tfs
+
+
+def test_common_database_names_link_to_genes_case_insensitively():
+    genes = ["SPI1", "CTCF", "GATA3", "POU5F1", "SOX2", "CEBPB"]
+    names = ["SPI1_MOUSE.H11MO.0.A", "CTCF_MA0139.1", "GATA3_GATA_2", "MA0142.1 Pou5f1::Sox2", "cebpb_HUMAN.H11MO.0.A",
+             "MA0004.1 Arnt"]
+    found = motif_genes(names, genes)
+    assert found == {"SPI1_MOUSE.H11MO.0.A": ["SPI1"], "CTCF_MA0139.1": ["CTCF"], "GATA3_GATA_2": ["GATA3"],
+                     "MA0142.1 Pou5f1::Sox2": ["POU5F1", "SOX2"], "cebpb_HUMAN.H11MO.0.A": ["CEBPB"],
+                     "MA0004.1 Arnt": []}

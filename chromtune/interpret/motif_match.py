@@ -15,6 +15,7 @@ Shape contract::
 
     read_motif_file(path)                   -> {name: (4, W)}
     planted_motifs(dataset)                 -> {name: (4, W)}, {name: [driver genes]}
+    tf_names(name)                          -> TF names in a JASPAR, HOCOMOCO or ENCODE/chrombpnet motif name
     motif_genes(names, genes)               -> {name: [genes of the model named by the motif]}
     trim_pattern(ppm (W,4), cwm (W,4))      -> (start, end) of the informative core
     match_motifs(queries [(4,w)], db)       -> MatchTable: best (Q,) int, p (Q,), q (Q,), p_all (Q,T)
@@ -111,19 +112,37 @@ def planted_motifs(dataset) -> tuple[dict[str, np.ndarray], dict[str, list[str]]
     return motifs, drivers
 
 
-def motif_genes(names, genes: list[str]) -> dict[str, list[str]]:
-    """Per motif name, the model's genes its TF name names (``"MA0139.2 CTCF"`` -> CTCF; ``A::B`` -> both).
+_HOCOMOCO = re.compile(r"^(?P<tf>[^_.]+)_(?:HUMAN|MOUSE)\.H1\dMO\.", re.I)  # SPI1_MOUSE.H11MO.0.A
+_HOCOMOCO12 = re.compile(r"^(?P<tf>[^_.]+)\.H12[A-Z]+\.", re.I)  # CTCF.H12CORE.0.P.B
+_JASPAR_ID = re.compile(r"^MA\d{4}\.\d+$", re.I)
 
-    The TF name is the motif name's last word; genes match case-insensitively (JASPAR writes mouse
-    profiles as ``Pou5f1::Sox2``).
-    """
-    by_upper = {g.upper(): g for g in genes}
-    found = {}
-    for name in names:
-        words = name.split()
-        tfs = words[-1].split("::") if words else []
-        found[name] = [by_upper[t.upper()] for t in tfs if t.upper() in by_upper]
+
+def tf_names(name: str) -> list[str]:
+    """The TF names a motif's name carries, in the styles of the common databases.
+
+    JASPAR (``MA0139.2 CTCF``; dimers ``MA0142.1 Pou5f1::Sox2`` -> both), HOCOMOCO v11
+    (``SPI1_MOUSE.H11MO.0.A``) and v12 (``CTCF.H12CORE.0.P.B``), ENCODE/chrombpnet (``CTCF_MA0139.1``,
+    ``MA0139.1_CTCF``, ``GATA3_GATA_2``: the TF first). Case is kept; matching is case-insensitive."""
+    words = name.split()
+    word = next((w for w in reversed(words) if not _JASPAR_ID.match(w)), "") if words else ""
+    found = []
+    for part in word.split("::"):
+        style = _HOCOMOCO.match(part) or _HOCOMOCO12.match(part)
+        if style:
+            found.append(style["tf"])
+            continue
+        tokens = [t for t in part.split("_") if t]
+        tokens = [t for t in tokens if not _JASPAR_ID.match(t)] or tokens
+        if tokens:
+            found.append(tokens[0])
     return found
+
+
+def motif_genes(names, genes: list[str]) -> dict[str, list[str]]:
+    """Per motif name, the model's genes its TF names name (:func:`tf_names`; ``A::B`` -> both),
+    matched case-insensitively (JASPAR writes mouse profiles as ``Pou5f1::Sox2``)."""
+    by_upper = {g.upper(): g for g in genes}
+    return {name: [by_upper[t.upper()] for t in tf_names(name) if t.upper() in by_upper] for name in names}
 
 
 def trim_pattern(ppm: np.ndarray, cwm: np.ndarray, threshold: float = TRIM_THRESHOLD) -> tuple[int, int]:
