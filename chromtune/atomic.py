@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from chromtune.errors import UserError
+from chromtune.errors import UserError, interrupt_count
 
 
 def _read_umask() -> int:
@@ -37,6 +37,7 @@ UMASK = _read_umask()  # read once, at import: setting it around each write race
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it."""
     target = Path(path)
+    interrupts = interrupt_count()
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -44,6 +45,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
+        if interrupt_count() > interrupts:  # Ctrl-C arrived during the write, even if something swallowed it
+            raise KeyboardInterrupt
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

@@ -9,8 +9,19 @@ or an exception raised ``from`` it): :func:`user_error_in` finds it.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from typing import Callable, Sequence
+import threading
+from typing import Callable, Iterator, Sequence
+
+_interrupts = [0]  # Ctrl-C presses seen under run_cli
+
+
+def interrupt_count() -> int:
+    """How many times Ctrl-C was pressed under :func:`run_cli` (an atomic write begun before one never
+    renames into place, even when a library swallowed the KeyboardInterrupt)."""
+    return _interrupts[0]
 
 
 class UserError(Exception):
@@ -37,10 +48,35 @@ def user_error_in(err: BaseException) -> UserError | None:
     return None
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run a command's ``main`` and map :class:`UserError` to one stderr line and exit status 2."""
+@contextlib.contextmanager
+def _noting_interrupts() -> Iterator[None]:
+    """Ctrl-C is counted as well as raised as KeyboardInterrupt, so an interrupt that a library
+    swallows (inside an HDF5 write, a callback) still stops the command and its output."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        _interrupts[0] += 1
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
     try:
-        return int(main(argv) or 0)
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run a command's ``main`` and map :class:`UserError` to one stderr line and exit status 2;
+    Ctrl-C to one line and exit status 130 (an output being written is left as it was)."""
+    try:
+        before = interrupt_count()
+        with _noting_interrupts():
+            code = int(main(argv) or 0)
+        if interrupt_count() > before and code != 130:  # 130: a nested run_cli reported it already
+            raise KeyboardInterrupt
+        return code
     except UserError as err:  # Ray's wrapper of a worker's UserError is a UserError too: show the cause
         print(f"chromtune: error: {user_error_in(err) or err}", file=sys.stderr)
         return 2

@@ -70,3 +70,37 @@ def test_concurrent_atomic_writes(tmp_path):
     for t in threads:
         t.join()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{i}.txt" for i in range(16))
+
+
+def test_ctrl_c_swallowed_during_a_write_leaves_out_untouched(tmp_path, capsys, monkeypatch):
+    """An interrupt that a library swallows mid-write used to let the command finish: exit 0 and
+    --out replaced. Now: exit 130, one line, the old file as it was, no temporary file left."""
+    import signal
+    import time
+
+    from chromtune.data import dataset
+
+    out = tmp_path / "demo.h5"
+    out.write_bytes(b"the previous result")
+    original = dataset.checked
+
+    def swallowing(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        return original(*args, **kwargs)
+    monkeypatch.setattr(dataset, "checked", swallowing)
+    code, _, err = run_command(cli_main, ["demo", "--out", out], capsys)
+    assert code == 130 and err.strip().splitlines() == ["chromtune: interrupted"]
+    assert out.read_bytes() == b"the previous result"
+    assert os.listdir(tmp_path) == ["demo.h5"]
+
+
+def test_ctrl_c_handler_is_restored(capsys):
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    assert cli_main(["--version"]) == 0
+    assert signal.getsignal(signal.SIGINT) is before
