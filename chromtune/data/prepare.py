@@ -162,8 +162,9 @@ def input_warnings(tpm: np.ndarray, cell_types: list[str], samples, peaks: list[
     if zero:
         found.append(f"--expression {expression_path}: all-zero expression for {len(zero)} cell type(s): "
                      f"{', '.join(zero[:5])}{', ...' if len(zero) > 5 else ''}")
-    for sample, by_chrom in zip(samples, peaks):
-        if not any(len(p.starts) for p in by_chrom.values()):
+    empty = [not any(len(p.starts) for p in by_chrom.values()) for by_chrom in peaks]
+    for sample, none in zip(samples, empty):
+        if none and not all(empty):  # no peaks anywhere is an error of its own
             found.append(f"peaks file {sample.peaks} (cell type {sample.cell_type}): holds no peaks, so the cell "
                          "type has no positive bin")
     return found
