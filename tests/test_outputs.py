@@ -82,7 +82,7 @@ def test_ctrl_c_swallowed_during_a_write_leaves_out_untouched(tmp_path, capsys, 
 
     out = tmp_path / "demo.h5"
     out.write_bytes(b"the previous result")
-    original = dataset.checked
+    original = dataset.write_sequence
 
     def swallowing(*args, **kwargs):
         try:
@@ -91,7 +91,7 @@ def test_ctrl_c_swallowed_during_a_write_leaves_out_untouched(tmp_path, capsys, 
         except KeyboardInterrupt:
             pass
         return original(*args, **kwargs)
-    monkeypatch.setattr(dataset, "checked", swallowing)
+    monkeypatch.setattr(dataset, "write_sequence", swallowing)
     code, _, err = run_command(cli_main, ["demo", "--out", out], capsys)
     assert code == 130 and err.strip().splitlines() == ["chromtune: interrupted"]
     assert out.read_bytes() == b"the previous result"
