@@ -196,3 +196,26 @@ def test_test_bins_stay_within_the_pair_budget(data_file):
     assert len(bins) * len(task.fold.test) <= 100 < len(task.bins.test[::every - 1]) * len(task.fold.test)
     assert np.array_equal(bins, task.bins.test[::every])
     assert evaluate.test_bins(task, replace(cfg, test_every=1))[1] == 1
+
+
+# -- the settings on the command line ----------------------------------------------------------------
+def test_sweep_flags_set_the_bounded_evaluation(tmp_path, monkeypatch):
+    import argparse
+
+    from chromtune.cli.sweep import build_parser
+    from chromtune.errors import UserError
+    from chromtune.sweep.plan import plan_sweep
+
+    monkeypatch.chdir(tmp_path)
+
+    def plan(*flags):
+        args = build_parser().parse_args(["--arch", "basset", "--smoke-test", *flags])
+        return plan_sweep(argparse.Namespace(**{**vars(args), "arch": "basset", "paradigm": "tune"}))
+
+    base = plan("--valid-bins", "all", "--valid-pairs", "1000", "--test-every", "5").base
+    assert (base["valid_bins"], base["valid_pairs"], base["test_every"]) == (0, 1000, 5)
+    assert plan().base["test_max_pairs"] == 1_000_000
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--valid-pairs", "0"])
+    with pytest.raises(UserError, match="--test-every -1"):
+        plan("--test-every", "-1")

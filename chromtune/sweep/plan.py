@@ -14,6 +14,7 @@ from chromtune.errors import UserError
 from chromtune.models import ARCHITECTURES
 from chromtune.search_space import SearchSpace, load_search_space
 from chromtune.storage import Storage
+from chromtune.train.config import TrainConfig
 from chromtune.sweep.lease import LEASE_NAME
 
 
@@ -76,7 +77,9 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
     local = Path(storage.root) if not storage.is_uri else Path(tempfile.gettempdir()) / "chromtune-sweeps" / key
     base = dict(data=data, arch=args.arch, folds=args.folds, split=args.split, seed=args.seed, width=width,
                 paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature,
-                threads=max(1, int(args.cpus_per_worker)), eval_every=args.eval_every)
+                threads=max(1, int(args.cpus_per_worker)), eval_every=args.eval_every, valid_bins=args.valid_bins,
+                valid_pairs=args.valid_pairs, test_every=args.test_every, test_max_pairs=args.test_max_pairs)
+    TrainConfig(**base)  # a bad setting is one line now, not a failed trial later
     return SweepPlan(args, data, base, spaces, key, storage, local, tracking_uri,
                      args.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types, folds)
 

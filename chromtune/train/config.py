@@ -13,6 +13,14 @@ VALID_PAIRS = 256_000  # stage 2: (bin, validation cell type) pairs each epoch; 
 TEST_MAX_PAIRS = 1_000_000  # test pairs when test_every is 0 (automatic)
 
 
+def sample_size(text: str) -> int:
+    """A command-line sample size: a positive count, or "all" (stored as 0). ValueError otherwise."""
+    value = 0 if text == "all" else int(text)
+    if text != "all" and value < 1:
+        raise ValueError(f"{text!r}: give a positive count or 'all'")
+    return value
+
+
 @dataclass
 class TrainConfig:
     """One stage of one fold. ``init`` is the stage-1 best checkpoint that stage 2 starts from.
