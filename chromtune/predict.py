@@ -69,7 +69,7 @@ from torch import nn
 from tqdm import tqdm
 
 from chromtune import __version__
-from chromtune.atomic import atomic_path
+from chromtune.atomic import atomic_path, check_output_file, check_output_folder
 from chromtune.data.dataset import Dataset, open_dataset
 from chromtune.data.prepare import TRANSFORMS, covered_before, merge_intervals
 from chromtune.io.expression import read_expression
@@ -393,11 +393,6 @@ def _file_stems(cells: list[str], flag: str) -> list[str]:
     return stems
 
 
-def _output_folder(path: Path | None, flag: str) -> None:
-    if path is not None and path.exists() and not path.is_dir():
-        raise UserError(f"{flag} {path}: exists and is not a folder")
-
-
 def import_pybigwig():
     """The pyBigWig module, or a one-line UserError saying how to install it."""
     try:
@@ -491,37 +486,15 @@ def write_predictions(out: Path, members: list, ds: Dataset, expression: np.ndar
 
 
 # -- the command -------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chromtune predict", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True,
-                   help="stage-2 checkpoint file, run folder holding best.pt, MLflow run id of a sweep's fold run, "
-                        "or of a sweep (the mean of its fold models)")
-    p.add_argument("--expression", required=True, type=Path,
-                   help="TPM table of the new cell types (genes x cell types or cell types x genes)")
-    p.add_argument("--data", type=Path, help="data set whose bins to predict (default: the model's training data set)")
-    p.add_argument("--out", required=True, type=Path, help="output HDF5 file")
-    p.add_argument("--regions", type=Path, help="BED file: predict only the bins overlapping its regions")
-    p.add_argument("--bed", type=Path, help="folder for one BED file of predicted accessible bins per cell type")
-    p.add_argument("--bigwig", type=Path, help=f"folder for one bigWig track per cell type (needs {INSTALL_HINT})")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability at which a bin enters the BED files")
-    p.add_argument("--fill-missing", choices=FILLS,
-                   help="fill genes missing from --expression with the training median or 0 TPM (default: error)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI for a run id (default sqlite:///mlflow.db)")
-    p.add_argument("--batch-size", type=int, default=512, help="bins per trunk pass (default 512)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available")
-    return p
-
-
 def _check_args(args: argparse.Namespace) -> torch.device:
     if not 0 < args.threshold <= 1:
         raise UserError(f"--threshold {args.threshold}: must lie in (0, 1]")
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
-    if args.out.is_dir():
-        raise UserError(f"--out {args.out}: is a folder, expected a file name")
-    _output_folder(args.bed, "--bed")
-    _output_folder(args.bigwig, "--bigwig")
+    check_output_file(args.out, "--out")
+    for flag, folder in (("--bed", args.bed), ("--bigwig", args.bigwig)):
+        if folder is not None:
+            check_output_folder(folder, flag)
     if args.bigwig is not None:
         import_pybigwig()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -566,8 +539,8 @@ def _train_cells(ds: Dataset, meta: dict, why: str) -> np.ndarray:
     return np.asarray([index[c] for c in names], dtype=np.int64)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """``chromtune predict`` with parsed flags (:mod:`chromtune.cli.predict`): check, predict, write."""
     device = _check_args(args)
     loaded = load_predictors(args.model, args.tracking_uri)
     model, meta = loaded[0]
@@ -602,4 +575,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from chromtune.cli.predict import main
+
     sys.exit(run_cli(main))

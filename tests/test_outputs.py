@@ -24,11 +24,11 @@ def bad_outputs(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["folder", "under a file", "system folder"])
-@pytest.mark.parametrize("command", ["prepare", "import-chromdragonn", "demo"])
+@pytest.mark.parametrize("command", ["prepare", "import-chromdragonn", "demo", "predict"])
 def test_bad_out_is_refused_before_any_input_is_read(tmp_path, capsys, command, case):
     out, fragment = bad_outputs(tmp_path)[case]
     inputs = {"prepare": MISSING_INPUTS, "import-chromdragonn": ["--dnase", "nope", "--rna", "nope.joblib"],
-              "demo": []}[command]
+              "demo": [], "predict": ["--model", "nope", "--expression", "nope.tsv"]}[command]
     code, _, err = run_command(cli_main, [command, *inputs, "--out", out], capsys)
     assert_one_line_error(code, err, "--out", fragment)
 

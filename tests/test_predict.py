@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from chromtune import predict
+from chromtune.cli.predict import main as predict_main
 from chromtune.data.dataset import write_dataset
 from chromtune.errors import UserError
 from chromtune.models import build_model
@@ -89,7 +90,7 @@ def setup(tmp_path):
 
 
 def cli(argv, capsys):
-    return run_command(predict.main, argv, capsys)
+    return run_command(predict_main, argv, capsys)
 
 
 # -- the fast path -----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ COMMANDS = {
     "train": ("chromtune.cli.train", "train one stage of one fold (Ray Train)"),
     "sweep": ("chromtune.cli.sweep", "the full protocol: folds x stages on Ray Tune + Optuna, tracked in MLflow"),
     "compare": ("chromtune.cli.compare", "tested comparison of finished sweeps: tables, figures, report"),
-    "predict": ("chromtune.predict", "accessibility of every bin in cell types that have only expression"),
+    "predict": ("chromtune.cli.predict", "accessibility of every bin in cell types that have only expression"),
     "interpret": ("chromtune.cli.interpret", "contribution scores, TF-MoDISco motifs, motif-TF correlation, t-SNE"),
     "variants": ("chromtune.cli.variants", "effects of SNVs on accessibility in any cell type with expression"),
 }
