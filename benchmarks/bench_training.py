@@ -53,11 +53,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for arch in args.archs.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            common = dict(data=data, arch=arch, width=args.width, epochs=2, batches_per_epoch=args.batches,
-                          threads=args.threads)
-            s1 = measure(TrainConfig(stage=1, batch_size=128, **common), Path(tmp) / "s1")
+            common = dict(data=data, arch=arch, width=args.width, epochs=2, threads=args.threads)
+            s1 = measure(TrainConfig(stage=1, batch_size=128, samples_per_epoch=args.batches * 128, **common), Path(tmp) / "s1")
             best = next(Path(tmp, "s1").glob("epoch_*/best.pt"))
-            s2 = measure(TrainConfig(stage=2, batch_size=256, init=str(best), **common), Path(tmp) / "s2")
+            s2 = measure(TrainConfig(stage=2, batch_size=256, samples_per_epoch=args.batches * 256,
+                                      init=str(best), **common), Path(tmp) / "s2")
         for stage, batch, m in ((1, 128, s1), (2, 256, s2)):
             print(f"| {arch} | {stage} | {batch} | {m['samples_per_s']:,.0f} | {m['overhead']:.1%} | {m['valid_s']:.1f} | |",
                   flush=True)

@@ -26,12 +26,12 @@ EXPERIMENT = f"chromtune-{Path(demo.cache_file(0)).stem}"
 STAGE1 = """sampler: grid
 params:
   lr: {choice: [0.01, 0.001]}
-fixed: {batch_size: 32, epochs: 4, batches_per_epoch: 6}
+fixed: {batch_size: 32, epochs: 4, samples_per_epoch: 192}
 """
 STAGE2 = """sampler: grid
 params:
   lr: {choice: [0.001, 0.0001]}
-fixed: {batch_size: 32, epochs: 1, batches_per_epoch: 4}
+fixed: {batch_size: 32, epochs: 1, samples_per_epoch: 128}
 """
 
 

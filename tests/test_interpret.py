@@ -267,9 +267,9 @@ def test_a_trained_resnet_rediscovers_the_planted_motifs_and_their_drivers(tmp_p
     data = str(demo_path())
     common = dict(data=data, arch="resnet", width=0.25, fold=0, epochs=1, eval_every=10, seed=0, threads=2)
     started = time.perf_counter()
-    run_training(TrainConfig(stage=1, batches_per_epoch=400, lr=2e-3, batch_size=128, **common), tmp_path / "s1",
+    run_training(TrainConfig(stage=1, samples_per_epoch=400 * 128, lr=2e-3, batch_size=128, **common), tmp_path / "s1",
                  workers=0)
-    run_training(TrainConfig(stage=2, batches_per_epoch=300, lr=1e-3, batch_size=256, init=str(tmp_path / "s1"),
+    run_training(TrainConfig(stage=2, samples_per_epoch=300 * 256, lr=1e-3, batch_size=256, init=str(tmp_path / "s1"),
                              **common), tmp_path / "s2", workers=0)
     trained = time.perf_counter()
     code, out, err = cli(["--model", tmp_path / "s2", "--cells", ",".join(LINEAGE_CELLS), "--max-bins", 400,

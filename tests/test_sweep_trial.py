@@ -14,7 +14,7 @@ from chromtune.sweep.stage import _checkpoint_location, _has_checkpoint, sweep_t
 from chromtune.train.loop import STATE_FILE
 from chromtune.train.runner import latest_checkpoint
 
-TINY = dict(arch="basset", width=0.125, stage=1, fold=0, folds=5, seed=0, epochs=2, batches_per_epoch=6,
+TINY = dict(arch="basset", width=0.125, stage=1, fold=0, folds=5, seed=0, epochs=2, samples_per_epoch=192,
             batch_size=32, lr=2e-3, eval_every=1, threads=1)
 
 

@@ -15,7 +15,7 @@ from chromtune.train.runner import run_training
 from chromtune.train.task import FoldTask
 from conftest import random_dataset
 
-FAST = dict(arch="basset", width=0.125, folds=3, epochs=2, batches_per_epoch=3, batch_size=16, eval_every=2)
+FAST = dict(arch="basset", width=0.125, folds=3, epochs=2, samples_per_epoch=48, batch_size=16, eval_every=2)
 TIMING = ("train_time_s", "valid_time_s", "samples_per_s", "overhead_fraction")
 
 

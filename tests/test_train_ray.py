@@ -10,8 +10,8 @@ from chromtune.ray_runtime import start_ray
 from chromtune.train.config import TrainConfig
 from chromtune.train.runner import run_training
 
-STAGE1 = dict(arch="basset", width=0.25, epochs=2, batches_per_epoch=60, batch_size=128, lr=2e-3)
-STAGE2 = dict(arch="basset", width=0.25, epochs=2, batches_per_epoch=40, batch_size=256, lr=1e-3)
+STAGE1 = dict(arch="basset", width=0.25, epochs=2, samples_per_epoch=60 * 128, batch_size=128, lr=2e-3)
+STAGE2 = dict(arch="basset", width=0.25, epochs=2, samples_per_epoch=40 * 256, batch_size=256, lr=1e-3)
 
 
 @pytest.fixture(scope="module")

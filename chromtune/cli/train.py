@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3 stage 1, 1e-3 stage 2)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: 128 stage 1, 256 stage 2)")
     p.add_argument("--epochs", type=int, default=4, help="epochs")
-    p.add_argument("--batches-per-epoch", type=int, default=50, help="batches per epoch")
+    p.add_argument("--samples-per-epoch", type=int, default=6400,
+                   help="training samples per epoch (the budget: a larger batch takes fewer steps)")
     p.add_argument("--width", type=float, default=None,
                    help="channel multiplier (default: 1.0, 0.25 on the demo data set; stage 2: --init's)")
     p.add_argument("--test-chroms", default="", metavar="LIST",
@@ -114,7 +115,7 @@ def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
         data=data, arch=args.arch, stage=args.stage, fold=args.fold, folds=args.folds, split=args.split,
         seed=args.seed, lr=args.lr or (2e-3 if stage1 else 1e-3),
         batch_size=args.batch_size or (128 if stage1 else 256), epochs=args.epochs,
-        batches_per_epoch=args.batches_per_epoch, width=args.width or (1.0 if args.data else 0.25),
+        samples_per_epoch=args.samples_per_epoch, width=args.width or (1.0 if args.data else 0.25),
         paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature, head=args.head,
         init=args.init,
         test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every,

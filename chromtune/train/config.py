@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from chromtune.errors import UserError
@@ -32,6 +33,10 @@ class TrainConfig:
     smallest step that keeps bins x test cell types within ``test_max_pairs``; 1 scores them all.
     Stage 2 scores the test cell types only with ``evaluate_test`` (the sweep sets it for the one
     evaluation of each fold's selected model), so no run invites choosing on test.
+
+    The budget is counted in training samples, ``epochs`` x ``samples_per_epoch``, so a larger
+    batch takes fewer steps for the same cost (``steps_per_epoch``); an epoch is the unit at which
+    the model is validated, checkpointed and (in a sweep) compared by the early-stopping scheduler.
     """
 
     data: str
@@ -45,7 +50,7 @@ class TrainConfig:
     lr: float = 2e-3
     batch_size: int = 128
     epochs: int = 4
-    batches_per_epoch: int = 50
+    samples_per_epoch: int = 6400
     width: float = 1.0
     paradigm: str = "tune"
     with_mean: bool = True
@@ -73,7 +78,8 @@ class TrainConfig:
             (self.lr > 0, f"--lr {self.lr}: must be positive"),
             (self.batch_size >= 4, f"--batch-size {self.batch_size}: must be at least 4"),
             (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
-            (self.batches_per_epoch >= 1, f"--batches-per-epoch {self.batches_per_epoch}: must be at least 1"),
+            (self.samples_per_epoch >= self.batch_size,
+             f"--samples-per-epoch {self.samples_per_epoch}: must be at least the batch size ({self.batch_size})"),
             (self.width > 0, f"--width {self.width}: must be positive"),
             (self.eval_every >= 1, f"--eval-every {self.eval_every}: must be at least 1"),
             (self.valid_bins >= 0, f"--valid-bins {self.valid_bins}: must be a count, or 0 for all"),
@@ -86,6 +92,11 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch: the epoch's samples in whole batches (rounded up)."""
+        return math.ceil(self.samples_per_epoch / self.batch_size)
 
     def to_dict(self) -> dict:
         return asdict(self)

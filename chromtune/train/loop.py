@@ -1,8 +1,8 @@
 """The per-worker training loop for both stages, run by ``ray.train.torch.TorchTrainer``.
 
-Each epoch: ``batches_per_epoch`` batches from this worker's shard (stage 1: training bins x
-training cell types, BCE summed over tasks; stage 2: (bin, training cell type) pairs at 1 positive
-: 3 negatives, BCE), Adam; then the selection metric on held-out data; then one checkpoint
+Each epoch: ``samples_per_epoch`` samples in ``steps_per_epoch`` batches from this worker's shard
+(stage 1: training bins x training cell types, BCE summed over tasks; stage 2: (bin, training
+cell type) pairs at 1 positive : 3 negatives, BCE), Adam; then the selection metric on held-out data; then one checkpoint
 directory reported to Ray Train::
 
     state.pt   model, optimizer, epoch, sampler state, best metric so far, history (weights_only)
@@ -235,7 +235,8 @@ def run_loop(cfg: TrainConfig, session) -> None:
         model.train()
         epoch_start = time.perf_counter()
         step_time, loss_sum = 0.0, 0.0
-        for step in range(cfg.batches_per_epoch):
+        steps = cfg.steps_per_epoch
+        for step in range(steps):
             loss = batches.loss(model, epoch, step)  # data gathering happens inside: timed as "rest"
             _sync(device)
             started = time.perf_counter()
@@ -253,9 +254,9 @@ def run_loop(cfg: TrainConfig, session) -> None:
             best_metric = metric
             best_state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
             best_epoch = epoch + 1
-        metrics = {"epoch": epoch + 1, "train_loss": loss_sum / cfg.batches_per_epoch, **valid,
+        metrics = {"epoch": epoch + 1, "train_loss": loss_sum / steps, **valid,
                    "best_valid_auprc": best_metric, "train_time_s": train_time, "valid_time_s": valid_time,
-                   "samples_per_s": cfg.batch_size * cfg.batches_per_epoch / train_time}
+                   "samples_per_s": cfg.batch_size * steps / train_time}
         history.append(dict(metrics))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) if rank == 0 else None
