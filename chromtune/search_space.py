@@ -10,8 +10,8 @@
       NAME: {int: [low, high]}             (inclusive)
     fixed:                         settings held constant
       NAME: value
-    scheduler:                     optional early stopping
-      asha: {grace_period: 1, reduction_factor: 2}
+    scheduler:                     optional early stopping over epochs (rungs at grace_period x
+      asha: {grace_period: 1, reduction_factor: 2}      reduction_factor^k; the sweep fixes its metric)
 
 A space may set only what :class:`TrialSettings` lists: optimiser and budget settings. Everything
 that defines the fold split (seed, folds, held-out chromosomes, validation sizes, evaluation
@@ -56,7 +56,7 @@ class TrialSettings(_Strict):
     lr: Annotated[float, Field(gt=0)] | None = None
     batch_size: Annotated[int, Field(ge=4)] | None = None
     epochs: PositiveInt | None = None
-    batches_per_epoch: PositiveInt | None = None
+    samples_per_epoch: PositiveInt | None = None
     eval_batch_size: PositiveInt | None = None
 
 
@@ -128,7 +128,7 @@ SearchedParams = create_model("SearchedParams", __base__=_Strict,
 
 class Asha(_Strict):
     grace_period: PositiveInt | None = None
-    reduction_factor: PositiveInt | None = None
+    reduction_factor: Annotated[int, Field(ge=2)] | None = None
 
 
 class Scheduler(_Strict):
@@ -177,12 +177,14 @@ class SearchSpace:
         return optuna.samplers.TPESampler(seed=seed)
 
     def shrunk(self) -> "SearchSpace":
-        """The smoke-test version: two trials at most, one epoch of two batches, a narrow model."""
+        """The smoke-test version: two trials at most, two epochs of one or two batches, a narrow
+        model, the same scheduler (so the early-stopping path runs too)."""
         params = {name: (kind, values[:2] if i == 0 else values[:1]) if kind == "choice" else (kind, values)
                   for i, (name, (kind, values)) in enumerate(self.params.items())}
         grid_size = math.prod(len(v) for _, v in params.values()) if self.sampler == "grid" else 2
-        fixed = {**self.fixed, "epochs": 1, "batches_per_epoch": 2, "width": 0.125, "eval_every": 4}
-        return SearchSpace(self.sampler, params, min(grid_size, 2), fixed, None, self.source)
+        _, batches = params.get("batch_size", ("choice", [self.fixed.get("batch_size", 128)]))
+        fixed = {**self.fixed, "epochs": 2, "samples_per_epoch": int(max(batches)), "width": 0.125, "eval_every": 4}
+        return SearchSpace(self.sampler, params, min(grid_size, 2), fixed, self.asha, self.source)
 
 
 def _fail(source: str, key: str, problem: str) -> UserError:

@@ -47,7 +47,8 @@ def test_tpe_space_is_seeded():
 def test_smoke_shrinks_to_two_short_trials():
     space = load_search_space("stage1").shrunk()
     assert space.num_samples == 2 == len(grid_points(space))
-    assert space.fixed["epochs"] == 1 and space.fixed["batches_per_epoch"] == 2
+    assert space.fixed["epochs"] == 2 and space.fixed["samples_per_epoch"] == 256  # 2 and 1 steps
+    assert space.asha == load_search_space(SPACES / "stage1.yaml").asha  # early stopping is tested too
 
 
 @pytest.mark.parametrize("text,key", [

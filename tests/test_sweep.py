@@ -93,7 +93,7 @@ def test_smoke_sweep_builds_the_run_tree(smoke_sweep):
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     for trial in levels["trial"]:
         history = client.get_metric_history(trial.info.run_id, "valid_auprc")
-        assert len(history) == 1 and 0 <= history[0].value <= 1  # one epoch in the smoke test
+        assert len(history) in (1, 2) and all(0 <= h.value <= 1 for h in history)  # two epochs, or stopped at 1
         assert {"lr", "batch_size"} <= set(trial.data.params)
     for fold in levels["fold"]:
         tags, metrics = fold.data.tags, fold.data.metrics

@@ -59,7 +59,8 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
             "paradigm": args.paradigm, "mean": args.with_mean}
     stage_run = tracker.hierarchy_run(f"{plan.key}/{name}", label, parent_run, tags,
                                       {"sampler": space.sampler, "num_samples": space.num_samples, **space.fixed})
-    param_space = {**plan.base, **space.fixed, "stage": stage, "fold": fold, "init": init,
+    # "epochs" always present: the scheduler's last rung and the test for a trial stopped early
+    param_space = {**plan.base, "epochs": TrainConfig.epochs, **space.fixed, "stage": stage, "fold": fold, "init": init,
                    "runtime_workers": args.workers_per_trial, "runtime_gpus": args.gpus_per_worker,
                    "runtime_cpus": args.cpus_per_worker, "runtime_max_failures": 2,
                    "runtime_storage": plan.storage.uri_of()}
@@ -78,8 +79,8 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
         if plan.storage.exists(name):  # begun by a driver that died before Tune saved any state
             plan.storage.fs.delete_dir(plan.storage.path(name))
             tracker.delete_trials(stage_run)  # that experiment's trials, begun or finished, are run again
-        scheduler = (ASHAScheduler(time_attr="epoch", max_t=param_space.get("epochs", 4), **space.asha)
-                     if space.asha else None)
+        scheduler = (ASHAScheduler(time_attr="epoch", metric="best_valid_auprc", mode="max",
+                                   max_t=param_space["epochs"], **space.asha) if space.asha else None)
         searcher = OptunaSearch(space.distributions(), metric="valid_auprc", mode="max",
                                 sampler=space.optuna_sampler(args.seed + 100 * fold + stage))
         tuner = tune.Tuner(
