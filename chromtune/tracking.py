@@ -28,6 +28,10 @@ from chromtune.errors import UserError
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 SQLITE = "sqlite:///"
 PARENT_TAG = "mlflow.parentRunId"
+# MLflow 3's UI opens an experiment of this kind on its training runs (not the GenAI overview).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# What Tune adds to every result (timings, pid, host, counters): not chromtune's metrics.
+TUNE_KEYS = frozenset(tune.result.AUTO_RESULT_KEYS) | {"iterations_since_restore", "time_since_restore", "done"}
 
 
 def resolve_tracking_uri(uri: str | None, flag: str = "--tracking-uri") -> str:
@@ -67,6 +71,18 @@ def numeric_metrics(values: dict) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
+def trial_metrics(result: dict) -> dict[str, float]:
+    """A trial's own numbers from a Tune result: chromtune's epoch metrics without Tune's bookkeeping."""
+    return numeric_metrics({k: v for k, v in result.items() if k not in TUNE_KEYS})
+
+
+def stopped_early(config: dict, metrics: dict) -> bool:
+    """A trial that ended before its budget's last epoch (the scheduler stopped it at a rung)."""
+    return int(metrics.get("epoch") or 0) < int(config.get("epochs") or 0)
+
+
+STOPPED_TAG = "chromtune.stopped_early"
+
 MODEL_EXPORT_LOCK = threading.Lock()
 
 
@@ -94,11 +110,15 @@ class Tracker:
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             try:
-                self.client.create_experiment(experiment, artifact_location=artifact_root(tracking_uri))
+                self.client.create_experiment(experiment, artifact_location=artifact_root(tracking_uri),
+                                              tags=EXPERIMENT_KIND)
             except MlflowException:  # another sweep sharing the store created it just now
                 pass
             found = self.client.get_experiment_by_name(experiment)
         self.experiment_id = found.experiment_id
+        if not set(EXPERIMENT_KIND.items()) <= set(found.tags.items()):
+            for key, value in EXPERIMENT_KIND.items():
+                self.client.set_experiment_tag(self.experiment_id, key, value)
 
     def _find(self, key: str):
         runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`chromtune.key` = '{key}'",
@@ -252,7 +272,7 @@ class TrialLogger(tune.Callback):
         if epoch <= self.logged_epoch.get(trial_id, -math.inf):
             return
         self.logged_epoch[trial_id] = epoch
-        self.tracker.log_metrics(self.runs[trial_id], result, step=int(epoch))
+        self.tracker.log_metrics(self.runs[trial_id], trial_metrics(result), step=int(epoch))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id not in self.runs and not self.already_logged(trial.trial_id):
@@ -266,16 +286,21 @@ class TrialLogger(tune.Callback):
                 self.tracker.set_tags(self.runs[trial.trial_id], {"node_id": result["node_id"]})
 
     def _end(self, trial, status: str):
+        result = trial.last_result or {}
+        stopped = status == "FINISHED" and stopped_early(trial.config, result)
         run_id = self.runs.pop(trial.trial_id, None)
         if run_id:
+            if stopped:
+                self.tracker.set_tags(run_id, {STOPPED_TAG: "true"})
             self.tracker.finish(run_id, status)
         self.done += 1
-        value = (trial.last_result or {}).get("best_valid_auprc", math.nan)
-        if status == "FINISHED" and value > self.best:
+        value = result.get("best_valid_auprc", math.nan)
+        if status == "FINISHED" and not stopped and value > self.best:
             self.best = value
         shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self._params(trial).items())
-        print(f"[{self.label}] trial {self.done}/{self.total} {status.lower()}: {shown} "
-              f"valid_auprc={value:.4f} (best {self.best:.4f})", flush=True)
+        how = f"stopped early at epoch {result.get('epoch')}/{trial.config.get('epochs')}" if stopped else status.lower()
+        print(f"[{self.label}] trial {self.done}/{self.total} {how}: {shown} "
+              f"valid_auprc={value:.4f} (best at full budget {self.best:.4f})", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trial, "FINISHED")
@@ -292,6 +317,8 @@ class TrialLogger(tune.Callback):
             self.runs[trial_id] = self._open_run(trial_id, result.config)
             for row in result.metrics_dataframe.to_dict("records"):  # a trial_id means one result at least
                 self._log_result(trial_id, row)
+            if stopped_early(result.config, result.metrics):
+                self.tracker.set_tags(self.runs[trial_id], {STOPPED_TAG: "true"})
             self.tracker.finish(self.runs.pop(trial_id))
         return len(missing)
 

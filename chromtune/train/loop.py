@@ -2,8 +2,8 @@
 
 Each epoch: ``samples_per_epoch`` samples in ``steps_per_epoch`` batches from this worker's shard
 (stage 1: training bins x training cell types, BCE summed over tasks; stage 2: (bin, training
-cell type) pairs at 1 positive : 3 negatives, BCE), Adam; then the selection metric on held-out data; then one checkpoint
-directory reported to Ray Train::
+cell type) pairs at 1 positive : 3 negatives, BCE), Adam; then the selection metric on held-out
+data; then one checkpoint directory reported to Ray Train::
 
     state.pt   model, optimizer, epoch, sampler state, best metric so far, history (weights_only)
     best.pt    the best model so far by the selection metric (chromtune.models.checkpoint format)
