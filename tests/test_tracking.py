@@ -92,3 +92,31 @@ def test_sweeps_started_together_create_one_store(tmp_path):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
     assert MlflowClient(uri).get_experiment_by_name("exp") is not None
+
+
+def test_trial_runs_hold_chromtune_metrics_and_stopped_trials_are_tagged(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "exp", "sweep-key")
+    client = MlflowClient(uri)
+    kind = client.get_experiment_by_name("exp").tags.get("mlflow.experimentKind")
+    assert kind == "custom_model_development"  # MLflow 3's UI opens on the training runs
+    stage = tracker.hierarchy_run("sweep-key/fold0-stage1", "stage", None, {"chromtune.level": "stage"})
+    logger = TrialLogger(uri, "exp", "sweep-key", stage, {"fold": 0, "stage": 1}, ["lr"], "f0s1", 2)
+    tune_keys = {"pid": 123, "timestamp": 1.7e9, "time_this_iter_s": 2.0, "training_iteration": 1,
+                 "time_total_s": 2.0, "iterations_since_restore": 1, "hostname": "h", "trial_id": "x"}
+    trials = {}
+    for name, epochs in (("full", 2), ("stopped", 1)):
+        trials[name] = SimpleNamespace(trial_id=name, config={"lr": 0.01, "epochs": 2}, last_result={})
+        logger.on_trial_start(0, [], trials[name])
+        for epoch in range(1, epochs + 1):
+            metrics = {"epoch": epoch, "valid_auprc": 0.1 * epoch, "best_valid_auprc": 0.1 * epoch}
+            trials[name].last_result = {**metrics, **tune_keys}
+            logger.on_trial_result(0, [], trials[name], trials[name].last_result)
+        logger.on_trial_complete(0, [], trials[name])
+    runs = {name: r[0] for name, r in trial_runs(uri).items()}
+    assert set(runs["full"].data.metrics) == {"epoch", "valid_auprc", "best_valid_auprc"}
+    assert "chromtune.stopped_early" not in runs["full"].data.tags
+    assert runs["stopped"].data.tags["chromtune.stopped_early"] == "true"
+    assert "stopped early at epoch 1/2" in capsys.readouterr().out
+    Tracker(uri, "exp", "sweep-key")  # reopening an experiment keeps its kind
+    assert client.get_experiment_by_name("exp").tags["mlflow.experimentKind"] == "custom_model_development"
