@@ -39,8 +39,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--folds-run", type=int, nargs="+", help="which folds to run (default: all)")
-    p.add_argument("--stage1", default="256,0.002,3,60", help="batch size, lr, epochs, batches per epoch")
-    p.add_argument("--stage2", default="256,0.001,3,40", help="batch size, lr, epochs, batches per epoch")
+    p.add_argument("--stage1", default="256,0.002,3,15360", help="batch size, lr, epochs, samples per epoch")
+    p.add_argument("--stage2", default="256,0.001,3,10240", help="batch size, lr, epochs, samples per epoch")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
@@ -48,7 +48,7 @@ def parse() -> argparse.Namespace:
 
 def budget(text: str) -> dict:
     batch, lr, epochs, per_epoch = text.split(",")
-    return dict(batch_size=int(batch), lr=float(lr), epochs=int(epochs), batches_per_epoch=int(per_epoch))
+    return dict(batch_size=int(batch), lr=float(lr), epochs=int(epochs), samples_per_epoch=int(per_epoch))
 
 
 def train(cfg: TrainConfig, out: Path) -> dict:

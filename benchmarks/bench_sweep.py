@@ -1,5 +1,8 @@
 """Wall time of a sweep, and per-trial overhead: time in Ray/Tune/Train outside the training loop
 (trial run duration minus the training and validation time its epochs report), as a fraction.
+Per stage, the compute the trials used: CPU seconds (``epoch_cpu_s``, which a shared machine
+distorts less than wall time), training samples, trials stopped early, and the samples the same
+trials would have trained without early stopping.
 
 Runs ``python -m chromtune.sweep ARGS`` in a fresh working folder (own MLflow store and storage),
 then reads the trial runs back from MLflow.
@@ -54,14 +57,24 @@ def main() -> None:
                               filter_string="tags.`chromtune.level` = 'trial' and attributes.status = 'FINISHED'")
     if not runs:
         fail(f"{workdir / 'mlflow.db'}: no finished trial runs")
-    fractions, durations, by_stage = [], [], {}
+    fractions, durations, by_stage, compute = [], [], {}, {}
     for run in runs:
         duration = (run.info.end_time - run.info.start_time) / 1000
         inside = sum(m.value for key in ("train_time_s", "valid_time_s")
                      for m in client.get_metric_history(run.info.run_id, key))
         fractions.append(1 - inside / duration)
         durations.append(duration)
-        by_stage.setdefault(run.data.tags.get("stage"), []).append(duration)
+        stage = run.data.tags.get("stage")
+        by_stage.setdefault(stage, []).append(duration)
+        epochs = len(client.get_metric_history(run.info.run_id, "epoch"))
+        samples = int(run.data.params.get("samples_per_epoch", 0))
+        cpu = sum(m.value for m in client.get_metric_history(run.info.run_id, "epoch_cpu_s"))
+        totals = compute.setdefault(stage, [0, 0, 0.0, 0, 0])  # trials, stopped, CPU s, samples, full-budget samples
+        totals[0] += 1
+        totals[1] += run.data.tags.get("chromtune.stopped_early") == "true"
+        totals[2] += cpu
+        totals[3] += epochs * samples
+        totals[4] += int(run.data.params.get("epochs", epochs)) * samples
     print(f"sweep: {' '.join(sweep_args) or workdir}")
     if not args.existing:
         print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min)")
@@ -70,8 +83,12 @@ def main() -> None:
           f"(stage 1 {statistics.median(by_stage.get('1', [0])):.1f} s, stage 2 {statistics.median(by_stage.get('2', [0])):.1f} s)")
     print(f"per-trial overhead outside training and validation: median {statistics.median(fractions):.1%}, "
           f"mean {statistics.mean(fractions):.1%}")
+    for stage, (trials, stopped, cpu, samples, full) in sorted(compute.items()):
+        print(f"stage {stage}: {trials} trials, {stopped} stopped early; {cpu:.0f} CPU s; {samples:,} training samples "
+              f"of the {full:,} they would have trained without early stopping ({samples / max(full, 1):.0%})")
     if not args.existing:
-        print(done.stdout[done.stdout.find("test AUPRC / AUROC"):])
+        summary = done.stdout.find(": test metrics on the held-out cell types")
+        print(done.stdout[done.stdout.rfind("\n", 0, summary) + 1:])
 
 
 if __name__ == "__main__":

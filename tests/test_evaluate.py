@@ -18,7 +18,7 @@ from chromtune.train.runner import run_training
 from chromtune.train.task import FoldTask
 from conftest import random_dataset
 
-FAST = dict(arch="basset", width=0.125, folds=3, epochs=2, batches_per_epoch=2, batch_size=16)
+FAST = dict(arch="basset", width=0.125, folds=3, epochs=2, samples_per_epoch=32, batch_size=16)
 CPU = torch.device("cpu")
 
 

@@ -16,7 +16,7 @@ from chromtune.train.runner import run_training
 from chromtune.train.task import FoldTask
 from conftest import random_dataset
 
-FAST = dict(arch="basset", width=0.125, folds=3, epochs=1, batches_per_epoch=3, batch_size=16, eval_every=2)
+FAST = dict(arch="basset", width=0.125, folds=3, epochs=1, samples_per_epoch=48, batch_size=16, eval_every=2)
 
 
 def _feature(counts: np.ndarray, y: np.ndarray, n_train: int, loo: bool) -> np.ndarray:
@@ -76,7 +76,7 @@ def _train_recording(cfg, out, monkeypatch) -> list[tuple]:
     monkeypatch.setattr(sampling.Stage2Sampler, "batch", batch)
     monkeypatch.setattr(loop, "training_mean_feature", feature)
     run_training(cfg, out, workers=0)
-    assert len(batches) == len(calls) == FAST["epochs"] * FAST["batches_per_epoch"]
+    assert len(batches) == len(calls) == FAST["epochs"] * FAST["samples_per_epoch"] // FAST["batch_size"]
     return [(*b, *c) for b, c in zip(batches, calls)]
 
 

@@ -73,7 +73,7 @@ def runs_by_level(workdir: Path) -> dict:
 @pytest.fixture(scope="module")
 def smoke_sweep(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("sweep")
-    log = finish(sweep_process(workdir))
+    log = finish(sweep_process(workdir, "--stage2-space", "stage2_tpe"))  # stage 1 a grid, stage 2 TPE; ASHA in both
     return workdir, log
 
 
@@ -108,7 +108,14 @@ def test_smoke_sweep_builds_the_run_tree(smoke_sweep):
         for stage in (1, 2):
             selected = json.loads((root / f"fold{fold}-stage{stage}.json").read_text())
             assert selected["trials"] == 2 and set(selected["params"]) == {"batch_size", "lr"}
+            assert selected["config"]["epochs"] == 2  # a trial stopped early is never the selected one
         assert "model" in json.loads((root / f"fold{fold}-test.json").read_text())
+    stages = {run.data.tags["stage"]: run.data.params["sampler"] for run in levels["stage"]}
+    assert stages == {"1": "grid", "2": "tpe"}
+    for trial in levels["trial"]:
+        epochs = len(client.get_metric_history(trial.info.run_id, "valid_auprc"))
+        assert (trial.data.tags.get("chromtune.stopped_early") == "true") == (epochs == 1)
+        assert not {"pid", "timestamp", "time_this_iter_s", "training_iteration"} & set(trial.data.metrics)
     assert "mean" in (root / "summary.csv").read_text()
     assert "Configuration for experiment" not in log and "test AUPRC" in log and "pairs: every" in log
 

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data set file (default: the embedded demo data set)")
     p.add_argument("--stage1-space", default="stage1", help="search-space YAML file, or a shipped space's name")
     p.add_argument("--stage2-space", default="stage2", help="search-space YAML file, or a shipped space's name")
+    p.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=True,
+                   help="the spaces' scheduler (ASHA) stops weak trials at rungs of the budget; "
+                        "--no-early-stopping trains every grid point to the end")
     p.add_argument("--paradigm", nargs="+", default=["tune"], choices=PARADIGMS,
                    help="stage-2 paradigm(s): tune or freeze the trunk; several are compared at the end")
     p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True,

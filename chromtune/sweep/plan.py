@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -68,6 +68,8 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
     spaces = {1: load_search_space(args.stage1_space), 2: load_search_space(args.stage2_space)}
     if args.smoke_test:
         spaces = {stage: space.shrunk() for stage, space in spaces.items()}
+    if not args.early_stopping:  # every grid point trains its whole budget
+        spaces = {stage: replace(space, asha=None) for stage, space in spaces.items()}
     width = args.width or (1.0 if args.data else 0.25)
     mean_tag = "mean" if args.with_mean else "nomean"
     variant = ("-ref" if args.split == "reference" else "") + ("-meanloo" if args.mean_feature == "loo" else "")

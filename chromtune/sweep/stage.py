@@ -106,7 +106,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     if not finished:
         first_error = next((r.error for r in results if r.error), None)  # a worker's UserError shows as one line
         raise RuntimeError(f"{label}: every trial failed; see {path}") from first_error
-    best = max(finished, key=lambda r: r.metrics.get("best_valid_auprc", float("-inf")))
+    best = max(top_rung(finished), key=lambda r: r.metrics.get("best_valid_auprc", float("-inf")))
     selected = f"{name}-selected"
     source_fs, source = _checkpoint_location(best, plan.storage)
     plan.storage.fs.create_dir(plan.storage.path(selected), recursive=True)
@@ -121,6 +121,19 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     print(f"[{label}] selected {choice['params']} valid_auprc={choice['best_valid_auprc']:.4f}", flush=True)
     plan.storage.write_text(f"{name}.json", json.dumps(choice, indent=1))
     return choice
+
+
+def top_rung(finished: list) -> list:
+    """The trials that trained the whole budget: a trial the scheduler stopped early is never
+    selected (its metric comes from fewer epochs). Should none have (every such trial failed),
+    those that got furthest."""
+    from chromtune.tracking import stopped_early
+
+    full = [r for r in finished if not stopped_early(r.config, r.metrics)]
+    if full:
+        return full
+    furthest = max(int(r.metrics.get("epoch") or 0) for r in finished)
+    return [r for r in finished if int(r.metrics.get("epoch") or 0) == furthest]
 
 
 def tune_state_saved(storage: Storage, name: str) -> bool:
