@@ -118,7 +118,7 @@ def test_no_leakage_into_training(data_file, stage1_run, tmp_path, monkeypatch):
 def test_stage2_scores_the_test_cell_types_only_when_asked(data_file, stage1_run, tmp_path, capsys):
     """Without --evaluate-test a stage-2 run says the test was not scored; with it, it scores it."""
     common = ["--data", data_file, "--folds", "3", "--arch", "basset", "--width", "0.125", "--epochs", "1",
-              "--batches-per-epoch", "2", "--batch-size", "16", "--eval-every", "2", "--workers", "0",
+              "--samples-per-epoch", "32", "--batch-size", "16", "--eval-every", "2", "--workers", "0",
               "--stage", "2", "--init", str(stage1_run)]
     code, _ = _cli(capsys, *common, "--out", str(tmp_path / "plain"))
     metrics = json.loads((tmp_path / "plain" / "metrics.json").read_text())
