@@ -382,7 +382,7 @@ def bin_names(ds: Dataset, bins: np.ndarray) -> np.ndarray:
 
 
 # -- outputs -----------------------------------------------------------------------------------
-def _file_stems(cells: list[str], flag: str) -> list[str]:
+def file_stems(cells: list[str], flag: str) -> list[str]:
     """Safe, distinct file names for the cell types."""
     stems = [re.sub(r"[^A-Za-z0-9._+-]", "_", c).lstrip(".") or "_" for c in cells]
     seen: dict[str, str] = {}
@@ -464,9 +464,9 @@ def write_predictions(out: Path, members: list, ds: Dataset, expression: np.ndar
     with contextlib.ExitStack() as stack:
         probabilities, names = _open_hdf5(stack, out, ds, cells, bins, attrs)
         beds = [stack.enter_context(open(stack.enter_context(atomic_path(bed_dir / f"{stem}.bed")), "w"))
-                for stem in (_file_stems(cells, "--bed") if bed_dir is not None else [])]
+                for stem in (file_stems(cells, "--bed") if bed_dir is not None else [])]
         tracks = []
-        for stem in _file_stems(cells, "--bigwig") if bigwig_dir is not None else []:
+        for stem in file_stems(cells, "--bigwig") if bigwig_dir is not None else []:
             track = pybigwig.open(str(stack.enter_context(atomic_path(bigwig_dir / f"{stem}.bw"))), "w")
             stack.callback(track.close)
             track.addHeader([(c, len(ds.genome[c])) for c in ds.chromosomes])
@@ -503,7 +503,8 @@ def _check_args(args: argparse.Namespace) -> torch.device:
                         else "cpu")
 
 
-def _open_data(data: Path | None, meta: dict) -> Dataset:
+def open_data(data: Path | None, meta: dict) -> Dataset:
+    """The data set named by --data, else the one the checkpoint was trained on."""
     if data is not None:
         return open_dataset(data)
     if not meta.get("data"):
@@ -513,7 +514,8 @@ def _open_data(data: Path | None, meta: dict) -> Dataset:
     return open_dataset(meta["data"])
 
 
-def _check_data(ds: Dataset, model, meta: dict) -> None:
+def check_data(ds: Dataset, model, meta: dict) -> None:
+    """Refuse a data set whose genes or window length differ from the model's."""
     genes = list(meta["genes"])
     if ds.genes != genes:
         k = next((i for i, (a, b) in enumerate(zip(genes, ds.genes)) if a != b), min(len(genes), len(ds.genes)))
@@ -525,7 +527,7 @@ def _check_data(ds: Dataset, model, meta: dict) -> None:
         raise UserError(f"--data {ds.path}: windows of {ds.context} bp, but the model takes {model.config['seq_len']} bp")
 
 
-def _train_cells(ds: Dataset, meta: dict, why: str) -> np.ndarray:
+def train_cells(ds: Dataset, meta: dict, why: str) -> np.ndarray:
     """Indices in the data set of the model's training cell types."""
     names = meta.get("train_cells")
     if not names:
@@ -544,10 +546,10 @@ def run(args: argparse.Namespace) -> int:
     device = _check_args(args)
     loaded = load_predictors(args.model, args.tracking_uri)
     model, meta = loaded[0]
-    ds = _open_data(args.data, meta)
+    ds = open_data(args.data, meta)
     for member, member_meta in loaded:
-        _check_data(ds, member, member_meta)
-    train_expression = (ds.expression[_train_cells(ds, meta, "--fill-missing median")]
+        check_data(ds, member, member_meta)
+    train_expression = (ds.expression[train_cells(ds, meta, "--fill-missing median")]
                         if args.fill_missing == "median" else None)
     expression, cells = align_expression(args.expression, meta["genes"], meta["expression_transform"],
                                          args.fill_missing, train_expression)
@@ -556,7 +558,7 @@ def run(args: argparse.Namespace) -> int:
         flag = "--bed" if args.bed else "--bigwig"
         raise UserError(f"{flag}: the data set {ds.path} has no genome coordinates (an imported reference data set?)")
     why = "the model's mean-accessibility feature"
-    members = [(member, mean_accessibility(ds.labels, _train_cells(ds, member_meta, why))
+    members = [(member, mean_accessibility(ds.labels, train_cells(ds, member_meta, why))
                 if member.config["with_mean"] else None) for member, member_meta in loaded]
     attrs = {"model": ",".join(m["checkpoint"] for _, m in loaded),
              "run_id": args.model if len(loaded) > 1 else meta.get("run_id", ""), "members": len(loaded),

@@ -371,7 +371,7 @@ def choose_cells(ds: Dataset, meta: dict, expression_path: Path | None, cells: s
 def run(args) -> int:
     """``chromtune variants`` on parsed, range-checked arguments (:mod:`chromtune.cli.variants`)."""
     from chromtune.io.vcf import read_vcf
-    from chromtune.predict import _check_data, _open_data, _train_cells
+    from chromtune.predict import check_data, open_data, train_cells
     from chromtune.train.baselines import mean_accessibility
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -381,11 +381,11 @@ def run(args) -> int:
     variants = read_vcf(args.vcf)
     where = f"--vcf {args.vcf}"
     loaded, note = load_members(args.model, args.tracking_uri)
-    ds = _open_data(args.data, loaded[0][1])
+    ds = open_data(args.data, loaded[0][1])
     members = []
     for model, meta in loaded:
-        _check_data(ds, model, meta)
-        mean = (mean_accessibility(ds.labels, _train_cells(ds, meta, "the model's mean-accessibility feature"))
+        check_data(ds, model, meta)
+        mean = (mean_accessibility(ds.labels, train_cells(ds, meta, "the model's mean-accessibility feature"))
                 if model.config["with_mean"] else None)
         members.append(Member(model, meta, mean))
     expression, cells = choose_cells(ds, loaded[0][1], args.expression, args.cells)

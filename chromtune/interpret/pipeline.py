@@ -27,7 +27,7 @@ from chromtune.interpret.discovery import (MIN_MODISCO_BINS, MODISCO_OPTIONS, SP
                                            run_modisco, select_bins, window_one_hot)
 from chromtune.interpret.embedding import plot_tsne, tsne_embedding
 from chromtune.interpret.motif_match import FEW_TARGETS, match_motifs, motif_genes, planted_motifs, read_motif_file
-from chromtune.predict import (INSTALL_HINT, _check_data, _file_stems, _open_data, _train_cells,
+from chromtune.predict import (INSTALL_HINT, check_data, file_stems, open_data, train_cells,
                                align_expression, bins_in_regions, load_predictor, predict_accessibility)
 from chromtune.train.baselines import mean_accessibility
 
@@ -70,7 +70,7 @@ def choose_cells(args, ds: Dataset, meta: dict) -> tuple[np.ndarray, list[str], 
             raise UserError("--cells: a cell type is named twice")
         keep = np.asarray([index[c] for c in wanted])
     cells = [names[k] for k in keep]
-    _file_stems(cells, "--cells")  # two cell types whose TF-MoDISco files would share a name fail here, up front
+    file_stems(cells, "--cells")  # two cell types whose TF-MoDISco files would share a name fail here, up front
     return np.asarray(expression, dtype=np.float32)[keep], cells, None if columns is None else columns[keep]
 
 
@@ -164,7 +164,7 @@ def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int
         accessible[specific] = predict_accessibility(s.model, s.ds, s.expression, s.candidates[specific], s.mean,
                                                      device=s.device) >= 0.5
     chosen = select_bins(accessible, fraction, s.candidates, max_bins, rng)
-    stems = _file_stems(s.cells, "--cells")
+    stems = file_stems(s.cells, "--cells")
     written, hyps, one_hots, records = [], [], [], []
     for j, (cell, bins) in enumerate(zip(s.cells, chosen)):
         hyp = hypothetical_contributions(s.model, s.ds, bins, s.expression[j:j + 1], s.mean, s.batch_size, s.device,
@@ -265,12 +265,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--window {args.window}: must be >= {shortest} bp (TF-MoDISco's seqlet window and flanks)")
     modisco = require_extras()
     model, meta = load_predictor(args.model, args.tracking_uri)
-    ds = _open_data(args.data, meta)
-    _check_data(ds, model, meta)
+    ds = open_data(args.data, meta)
+    check_data(ds, model, meta)
     expression, cells, columns = choose_cells(args, ds, meta)
     database, drivers = load_database(args.motifs, ds)
     candidates = bins_in_regions(ds, args.regions) if args.regions else np.arange(ds.n_bins)
-    mean = (mean_accessibility(ds.labels, _train_cells(ds, meta, "the model's mean-accessibility feature"))
+    mean = (mean_accessibility(ds.labels, train_cells(ds, meta, "the model's mean-accessibility feature"))
             if model.config["with_mean"] else None)
     window = min(args.window or ds.bin_size, ds.context)
     setting = Setting(model, meta, ds, expression, cells, columns, mean, candidates, (ds.context - window) // 2,
