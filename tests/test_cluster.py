@@ -143,13 +143,13 @@ def test_a_killed_trial_process_resumes_from_its_checkpoint(undisturbed, tmp_pat
     try:
         proc = start_sweep(tmp_path, cluster)
         victim = poll(lambda: running_trial_after_second_epoch(tmp_path), proc)
-        pid = int(victim.data.metrics["pid"])
+        pid = int(victim.data.metrics["worker_pid"])
         os.kill(pid, signal.SIGKILL)
         wait(proc, tmp_path)
     finally:
         cluster.shutdown()
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    pids = {m.value for m in client.get_metric_history(victim.info.run_id, "pid")}
+    pids = {m.value for m in client.get_metric_history(victim.info.run_id, "worker_pid")}
     epochs = [m.value for m in client.get_metric_history(victim.info.run_id, "epoch")]
     assert len(pids) == 2 and pid in pids  # it went on in a new process ...
     assert epochs.count(1.0) == 1 and epochs[-1] == 4.0  # ... from a checkpoint: epoch 1 was not trained again

@@ -21,6 +21,7 @@ checkpoints nor resumes), and the sweep's Tune session for single-process trials
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -172,7 +173,7 @@ class TrainSession:
 
     def report(self, metrics: dict, folder: Path | None, name: str) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if folder else None
-        metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
+        metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id(), "worker_pid": os.getpid()}
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
 
 

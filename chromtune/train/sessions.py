@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import torch
@@ -28,5 +30,6 @@ class TuneSession:
         import ray
         from ray import tune
 
-        metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
+        # Where this epoch ran: a trial that a failure restarted shows its new node and process.
+        metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id(), "worker_pid": os.getpid()}
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
