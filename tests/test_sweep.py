@@ -242,16 +242,28 @@ def tree(workdir: Path) -> dict:
     return out
 
 
+# The kill test's sweeps and their uninterrupted reference train every grid point to the end: which
+# trial ASHA stops depends on the order results arrive, which stops and restarts change.
+GRID = ("--no-early-stopping",)
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("grid-sweep")
+    finish(sweep_process(workdir, *GRID))
+    return workdir
+
+
 RESULTS = ("auprc", "auroc", "loss", "epoch")  # what the sweep computes (not timings)
 
 
 @pytest.mark.slow
-def test_stops_then_resume_give_the_uninterrupted_tree(smoke_sweep, tmp_path):
+def test_stops_then_resume_give_the_uninterrupted_tree(grid_sweep, tmp_path):
     """One sweep carries every stop: two drivers started together, a second driver (--resume) while the
     first runs, Ctrl-C mid-stage-1, Ctrl-C between stages, Ctrl-C during a fold's test evaluation, a
     double Ctrl-C, SIGKILL mid-stage-2; then --resume ends with the uninterrupted sweep's MLflow tree."""
     root = tmp_path / "ray_results" / f"{Path(demo.cache_file(0)).stem}-basset-tune-mean-k2-s0-smoke"
-    pair = [sweep_process(tmp_path), sweep_process(tmp_path)]
+    pair = [sweep_process(tmp_path, *GRID), sweep_process(tmp_path, *GRID)]
     deadline = time.time() + 180
     while all(proc.poll() is None for proc in pair):
         assert time.time() < deadline, "neither of two drivers started together was refused"
@@ -262,7 +274,7 @@ def test_stops_then_resume_give_the_uninterrupted_tree(smoke_sweep, tmp_path):
     assert code == 2 and len(lines) == 1 and f"being run by pid {driver.pid}" in lines[0], lines
 
     wait_for(driver, running_trial(tmp_path, 0, 1), "fold 0 stage 1 trial")
-    code, lines = refused(tmp_path, "--resume")
+    code, lines = refused(tmp_path, *GRID, "--resume")
     assert code == 2 and len(lines) == 1 and f"being run by pid {driver.pid}" in lines[0], lines
     assert_stopped(driver, "fold 0 stage 1")
     assert not (root / "fold0-stage1.json").exists()  # the interrupted stage is not selected
@@ -271,27 +283,27 @@ def test_stops_then_resume_give_the_uninterrupted_tree(smoke_sweep, tmp_path):
     assert {run.info.status for run in levels["sweep"] + levels["fold"] + levels["stage"]} == {"KILLED"}
     assert all(run.info.status == "KILLED" or "valid_auprc" in run.data.metrics for run in levels["trial"])
 
-    driver = sweep_process(tmp_path, "--resume")
+    driver = sweep_process(tmp_path, *GRID, "--resume")
     wait_for(driver, logged(driver, "[fold 0 stage 1] selected"), "stage 1 selection")
     assert_stopped(driver, "fold 0")
     assert not (root / "fold0-test.json").exists()  # no later stage ran to its end
 
-    driver = sweep_process(tmp_path, "--resume")
+    driver = sweep_process(tmp_path, *GRID, "--resume")
     wait_for(driver, logged(driver, "[fold 0 stage 2] selected"), "stage 2 selection")
     assert_stopped(driver, "fold")
     assert_nothing_running(tmp_path)
 
-    driver = sweep_process(tmp_path, "--resume")
+    driver = sweep_process(tmp_path, *GRID, "--resume")
     wait_for(driver, running_trial(tmp_path, 1, 1), "fold 1 stage 1 trial")
     assert_stopped(driver, "at once", signals=(signal.SIGINT, signal.SIGINT))
 
-    driver = sweep_process(tmp_path, "--resume")
+    driver = sweep_process(tmp_path, *GRID, "--resume")
     wait_for(driver, running_trial(tmp_path, 1, 2), "fold 1 stage 2 trial")
     os.kill(driver.pid, signal.SIGKILL)
     stop_group(driver)
 
-    finish(sweep_process(tmp_path, "--resume"))
-    reference, resumed = tree(smoke_sweep[0]), tree(tmp_path)
+    finish(sweep_process(tmp_path, *GRID, "--resume"))
+    reference, resumed = tree(grid_sweep), tree(tmp_path)
     assert resumed.keys() == reference.keys()
     for key, expected in reference.items():
         got = resumed[key]
@@ -302,7 +314,7 @@ def test_stops_then_resume_give_the_uninterrupted_tree(smoke_sweep, tmp_path):
             if expected["history"][name] == 1:
                 assert got["history"].get(name) == 1, (key, name, got["history"].get(name))
 
-    log = finish(sweep_process(tmp_path, "--resume"))  # a finished sweep: said so, nothing changed
+    log = finish(sweep_process(tmp_path, *GRID, "--resume"))  # a finished sweep: said so, nothing changed
     assert "finished already" in log and tree(tmp_path) == resumed
 
 
