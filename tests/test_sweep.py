@@ -25,6 +25,9 @@ from chromtune.sweep.stage import tune_state_saved
 from chromtune.tracking import prepare_store
 
 SMOKE = ["--arch", "basset", "--folds", "2", "--smoke-test"]
+# The kill test's sweeps and their uninterrupted reference train every grid point to the end: which
+# trial ASHA stops depends on the order results arrive, which stops and restarts change.
+GRID = ("--no-early-stopping",)
 EXPERIMENT = f"chromtune-{Path(demo.cache_file(0)).stem}"  # the sweep's default: chromtune-<data set name>
 
 
@@ -214,7 +217,7 @@ def assert_stopped(proc: subprocess.Popen, *fragments: str, signals=(signal.SIGI
     code, lines = stop_lines(proc)
     assert code == 130 and len(lines) == 1, (code, lines, proc.log_path.read_text()[-3000:])
     assert time.time() - sent < 90  # ~30 s on an idle machine
-    for fragment in (*fragments, f"python -m chromtune.sweep {' '.join(SMOKE)} --resume"):
+    for fragment in (*fragments, f"python -m chromtune.sweep {' '.join((*SMOKE, *GRID))} --resume"):
         assert fragment in lines[0], (fragment, lines[0])
 
 
@@ -240,11 +243,6 @@ def tree(workdir: Path) -> dict:
             out[key] = {"status": run.info.status, "metrics": run.data.metrics,
                         "history": {m: len(client.get_metric_history(run.info.run_id, m)) for m in run.data.metrics}}
     return out
-
-
-# The kill test's sweeps and their uninterrupted reference train every grid point to the end: which
-# trial ASHA stops depends on the order results arrive, which stops and restarts change.
-GRID = ("--no-early-stopping",)
 
 
 @pytest.fixture(scope="module")
