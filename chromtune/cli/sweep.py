@@ -11,9 +11,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from chromtune.cli import command_parser
+from chromtune.cli import add_evaluation_flags, command_parser
 from chromtune.errors import run_cli
-from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TEST_MAX_PAIRS, VALID_BINS, VALID_PAIRS, sample_size
+from chromtune.train.config import MEAN_FEATURES, PARADIGMS
 
 ARCH_NAMES = ("basset", "factorized", "resnet")  # chromtune.models.ARCHITECTURES, without importing torch
 
@@ -74,15 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)")
     p.add_argument("--experiment", help="MLflow experiment (default: chromtune-<data set name>)")
     p.add_argument("--seed", type=int, default=0, help="seed of the folds, the searches and the training")
-    p.add_argument("--valid-bins", type=sample_size, default=VALID_BINS, metavar="N|all",
-                   help="stage 1: held-out bins validated each epoch, a fixed seeded sample; all: every one")
-    p.add_argument("--valid-pairs", type=sample_size, default=VALID_PAIRS, metavar="N|all",
-                   help="stage 2: (bin, validation cell type) pairs validated each epoch, a fixed seeded sample "
-                        "(sampled bins x every validation cell type); all: every one")
-    p.add_argument("--test-every", type=int, default=0, metavar="K",
-                   help="score every K-th test bin; 1: all; 0: the smallest K within --test-max-pairs")
-    p.add_argument("--test-max-pairs", type=int, default=TEST_MAX_PAIRS, metavar="N",
-                   help="most test (bin, cell type) pairs when --test-every is 0")
+    add_evaluation_flags(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the sweep after a stop (Ctrl-C, a killed driver, a lost node): exactly the "
                         "planned grid, no finished trial trained again")

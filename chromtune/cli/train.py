@@ -17,10 +17,9 @@ import sys
 from typing import Sequence
 
 from chromtune.atomic import check_output_folder
-from chromtune.cli import command_parser
+from chromtune.cli import add_evaluation_flags, command_parser
 from chromtune.errors import UserError, run_cli
-from chromtune.train.config import (MEAN_FEATURES, PARADIGMS, TEST_MAX_PAIRS, VALID_BINS, VALID_PAIRS, TrainConfig,
-                                    sample_size)
+from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TrainConfig
 
 
 ARCH_NAMES = ("basset", "factorized", "resnet")  # chromtune.models.ARCHITECTURES, without importing torch
@@ -63,15 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-chroms", default="", metavar="LIST",
                    help="comma-separated chromosomes held out of all training and used for the test")
     p.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K-th bin")
-    p.add_argument("--valid-bins", type=sample_size, default=VALID_BINS, metavar="N|all",
-                   help="stage 1: held-out bins validated each epoch, a fixed seeded sample; all: every one")
-    p.add_argument("--valid-pairs", type=sample_size, default=VALID_PAIRS, metavar="N|all",
-                   help="stage 2: (bin, validation cell type) pairs validated each epoch, a fixed seeded sample "
-                        "(sampled bins x every validation cell type); all: every one")
-    p.add_argument("--test-every", type=int, default=0, metavar="K",
-                   help="score every K-th test bin; 1: all; 0: the smallest K within --test-max-pairs")
-    p.add_argument("--test-max-pairs", type=int, default=TEST_MAX_PAIRS, metavar="N",
-                   help="most test (bin, cell type) pairs when --test-every is 0")
+    add_evaluation_flags(p)
     p.add_argument("--evaluate-test", action="store_true",
                    help="stage 2: score the fold's test cell types with the best model (do it once, for the model "
                         "chosen on validation; without it the run states that the test was not scored)")
