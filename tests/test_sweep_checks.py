@@ -26,6 +26,7 @@ def workdir(tmp_path, monkeypatch):
     (["--tracking-uri", "sqlite:///sub"], "is a folder"),
     (["--storage", "plain.txt"], "is a file"),
     (["--storage", "plain.txt/results"], "which is a file"),
+    (["--data", "missing.h5"], "missing.h5: no such data set file"),
 ])
 def test_bad_sweep_flags_fail_before_ray_and_mlflow(workdir, capsys, flags, fragment):
     (workdir / "sub").mkdir()

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-from chromtune.data.dataset import Dataset, format_version, open_dataset
+from chromtune.data.dataset import Dataset, DatasetError, format_version, open_dataset
 from chromtune.data.folds import BinSplit, Fold, select_fold, split_bins
 from chromtune.data.shared import in_ray_worker, shared_dataset
 from chromtune.storage import fetch
@@ -32,6 +32,8 @@ def load_dataset(location: str) -> Dataset:
     so that every process on a machine shares one copy; a format_version 1 file (compressed, not
     mappable) opened in a Ray worker comes from the node's shared copy (chromtune.data.shared).
     ``location`` is a file or a URI in the sweep's storage (downloaded once per machine)."""
+    if "://" not in location and not os.path.isfile(location):
+        raise DatasetError(f"{location}: no such data set file")
     shared = in_ray_worker() and format_version(fetch(location)) == 1
     if "://" in location:
         return _cached_dataset(location, 0.0, shared)
