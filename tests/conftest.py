@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 
@@ -44,6 +45,55 @@ def random_dataset(n_chroms: int = 3, chrom_len: int = 20_000, n_cells: int = 12
         genes=[f"TF{g}" for g in range(n_genes)], bin_size=bin_size, stride=stride, context=context,
         genome=genome,
     )
+
+
+def write_version_1(path, ds: Dataset) -> None:
+    """``ds`` in the format_version 1 layout: gzip-compressed genome per chromosome, dense chunked labels."""
+    with h5py.File(path, "w") as f:
+        f.attrs.update(format="chromtune-dataset", format_version=1, bin_size=ds.bin_size, stride=ds.stride,
+                       context=ds.context, provenance="{}")
+        f["chromosomes"] = np.array(ds.chromosomes, dtype=h5py.string_dtype())
+        for chrom in ds.chromosomes:
+            f.create_dataset(f"genome/{chrom}", data=ds.genome[chrom], compression="gzip")
+        f["bins/chrom"], f["bins/start"] = ds.bin_chrom.astype(np.int32), ds.bin_start
+        f.create_dataset("labels", data=ds.labels, chunks=True, compression="gzip")
+        f["cell_types"] = np.array(ds.cell_types, dtype=h5py.string_dtype())
+        f["expression"], f["genes"] = ds.expression, np.array(ds.genes, dtype=h5py.string_dtype())
+
+
+def private_local_ray(num_cpus: int, namespace: str):
+    """A private loopback Ray for one test module (started, yielded, stopped)."""
+    import ray
+
+    ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", include_dashboard=False,
+             log_to_driver=False, namespace=namespace)
+    yield
+    ray.shutdown()
+
+
+def randomize_batchnorm(model, seed: int):
+    """Give every BatchNorm1d non-trivial running statistics and scales (eval mode is then an affine
+    map worth testing); returns the model in eval mode."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=generator))
+            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.randn(module.num_features, generator=generator))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest, and least disturbed by other processes, on one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -16,15 +16,12 @@ from chromtune.storage import Storage
 from chromtune.sweep.fold import evaluate_remotely
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import evaluate_checkpoint
-from conftest import random_dataset
+from conftest import private_local_ray, random_dataset
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(address="local", num_cpus=1, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
-             namespace="test-evaluate")
-    yield
-    ray.shutdown()
+    yield from private_local_ray(1, "test-evaluate")
 
 
 def test_test_evaluation_as_a_ray_task_equals_the_local_one(local_ray, tmp_path):

@@ -11,7 +11,7 @@ from chromtune.data.dataset import DatasetError, open_dataset, write_dataset
 from chromtune.data.labels import PackedLabels
 from chromtune.data.sampling import Stage1Sampler, Stage2Sampler
 from chromtune.train.baselines import MeanAccessibility, mean_accessibility, mean_baseline, weighted_mean_baseline
-from conftest import random_dataset
+from conftest import random_dataset, write_version_1
 
 
 @pytest.mark.parametrize("n_cells", [1, 8, 65, 123, 300])
@@ -48,16 +48,7 @@ def test_labels_are_mapped_from_the_file_read_only(tmp_path):
 
 def test_old_dense_files_still_open(tmp_path):
     ds = random_dataset(n_cells=130, seed=3)
-    with h5py.File(tmp_path / "v1.h5", "w") as f:
-        f.attrs.update(format="chromtune-dataset", format_version=1, bin_size=ds.bin_size, stride=ds.stride,
-                       context=ds.context, provenance="{}")
-        f["chromosomes"] = np.array(ds.chromosomes, dtype=h5py.string_dtype())
-        for chrom in ds.chromosomes:
-            f.create_dataset(f"genome/{chrom}", data=ds.genome[chrom], compression="gzip")
-        f["bins/chrom"], f["bins/start"] = ds.bin_chrom.astype(np.int32), ds.bin_start
-        f.create_dataset("labels", data=ds.labels, chunks=True, compression="gzip")
-        f["cell_types"] = np.array(ds.cell_types, dtype=h5py.string_dtype())
-        f["expression"], f["genes"] = ds.expression, np.array(ds.genes, dtype=h5py.string_dtype())
+    write_version_1(tmp_path / "v1.h5", ds)
     back = open_dataset(tmp_path / "v1.h5")
     np.testing.assert_array_equal(np.asarray(back.labels), ds.labels)
     bins = np.arange(0, ds.n_bins, 7)

@@ -9,15 +9,7 @@ from chromtune.models import ARCHITECTURES, build_model, count_parameters
 from chromtune.models.checkpoint import load_model, save_model
 
 T, G = 103, 1630
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest, and least disturbed by other processes, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def one_hot(n, length, seed=0):

@@ -22,7 +22,7 @@ from chromtune.errors import UserError
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
 from chromtune.train.baselines import mean_accessibility
-from conftest import assert_one_line_error, random_dataset, run_command
+from conftest import assert_one_line_error, random_dataset, randomize_batchnorm, run_command
 
 N_GENES, CONTEXT = 8, 400
 TRAIN = [0, 1, 2, 3, 4, 5]  # the checkpoint's training cell types (indices into the data set)
@@ -32,13 +32,7 @@ def tiny_model(head: str = "simple", with_mean: bool = True, arch: str = "basset
     torch.manual_seed(seed)
     model = build_model(arch, 2, n_genes=N_GENES, with_mean=with_mean, head=head, n_tasks=5, seq_len=CONTEXT,
                         width=0.05, hidden=16)
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm1d):
-            module.running_mean.copy_(torch.randn(module.num_features, generator=generator))
-            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.randn(module.num_features, generator=generator))
-    return model.eval()
+    return randomize_batchnorm(model, seed)
 
 
 def dataset(**kwargs):

@@ -1,7 +1,6 @@
 """Sharing one copy of a data set per node: current files are mapped from the file by every process;
 a format_version 1 file (compressed) comes from the node's holder actor, read-only."""
 
-import h5py
 import numpy as np
 import pytest
 import ray
@@ -9,28 +8,12 @@ import ray
 from chromtune.data.dataset import open_dataset
 from chromtune.data.shared import NAMESPACE, holder_name, release_shared
 from chromtune.train.task import load_dataset
+from conftest import private_local_ray, write_version_1
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(address="local", num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
-             namespace="test-shared")
-    yield
-    ray.shutdown()
-
-
-def write_version_1(path, ds) -> None:
-    """The format_version 1 layout: gzip-compressed genome per chromosome, dense chunked labels."""
-    with h5py.File(path, "w") as f:
-        f.attrs.update(format="chromtune-dataset", format_version=1, bin_size=ds.bin_size, stride=ds.stride,
-                       context=ds.context, provenance="{}")
-        f["chromosomes"] = np.array(ds.chromosomes, dtype=h5py.string_dtype())
-        for chrom in ds.chromosomes:
-            f.create_dataset(f"genome/{chrom}", data=ds.genome[chrom], compression="gzip")
-        f["bins/chrom"], f["bins/start"] = ds.bin_chrom.astype(np.int32), ds.bin_start
-        f.create_dataset("labels", data=ds.labels, chunks=True, compression="gzip")
-        f["cell_types"] = np.array(ds.cell_types, dtype=h5py.string_dtype())
-        f["expression"], f["genes"] = ds.expression, np.array(ds.genes, dtype=h5py.string_dtype())
+    yield from private_local_ray(2, "test-shared")
 
 
 @ray.remote(max_calls=1)  # a fresh worker process per call

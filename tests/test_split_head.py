@@ -4,16 +4,10 @@ import pytest
 import torch
 
 from chromtune.models import SplitHead, build_model
+from conftest import randomize_batchnorm
 
 G, C, T = 7, 5, 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_with_random_bn(head: str, with_mean: bool):
@@ -21,13 +15,7 @@ def model_with_random_bn(head: str, with_mean: bool):
     torch.manual_seed(0)
     model = build_model("basset", 2, n_genes=G, with_mean=with_mean, head=head, n_tasks=T, seq_len=200,
                         width=0.1, hidden=16)
-    gen = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm1d):
-            module.running_mean.copy_(torch.randn(module.num_features, generator=gen))
-            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
-            module.weight.data.copy_(torch.randn(module.num_features, generator=gen))
-    return model.eval()
+    return randomize_batchnorm(model, seed=1)
 
 
 def windows(n: int, seed: int = 0) -> torch.Tensor:
