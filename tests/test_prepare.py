@@ -149,6 +149,10 @@ def test_prepare_then_inspect_reports_independently_counted_positives(tmp_path, 
     assert summary["assembly"] == "hg38" and summary["source"] == "genome"
     assert summary["positive_fraction"] == pytest.approx(expected.mean())
     assert all(v > 0 for v in summary["positives"].values())
+    assert summary["checksums"]["status"] == "verified"  # written as prepare streamed each dataset out
+    assert set(summary["checksums"]["datasets"]) == {"sequence", "sequence_starts", "bins/chrom", "bins/start",
+                                                     "labels_packed", "chromosomes", "cell_types", "expression",
+                                                     "genes"}
 
 
 def test_prepared_labels_bins_and_sequence_match_a_plain_loop(tmp_path):

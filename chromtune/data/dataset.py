@@ -23,6 +23,9 @@ every process on a machine that opens the file shares one copy in the page cache
 memory does not grow with the genome. Files of format_version 1 (gzip-compressed ``genome/<chrom>``
 and dense ``labels`` (n, T)) are still read, into private memory.
 
+Every dataset carries a ``digest`` attribute computed as it is written (:mod:`chromtune.data.checksums`);
+opening never hashes, ``chromtune inspect`` verifies. Files from writers before digests have none.
+
 :func:`open_dataset` checks every shape, name and value and raises :class:`DatasetError` with one
 line naming the file and the problem. :meth:`Dataset.window_codes` gathers (n, L) uint8 windows
 for any bin indices with vectorised indexing (no per-sample Python).
@@ -40,6 +43,7 @@ import numpy as np
 
 from chromtune import __version__
 from chromtune.atomic import atomic_path
+from chromtune.data.checksums import DigestedDataset, put, put_names
 from chromtune.data.labels import CHUNK_ROWS, PackedLabels, pack
 from chromtune.errors import UserError
 
@@ -125,17 +129,13 @@ def join_sequence(parts: list[np.ndarray], context: int) -> tuple[np.ndarray, np
     return out, starts
 
 
-def _strings(values) -> np.ndarray:
-    return np.asarray([str(v) for v in values], dtype=h5py.string_dtype())
-
-
 def _write_rows(f: h5py.File, name: str, source, n: int, width: int | None, dtype, convert=None) -> None:
-    """A contiguous (mappable) dataset filled from ``source`` in chunks of rows."""
-    shape = (n,) if width is None else (n, width)
-    target = f.create_dataset(name, shape=shape, dtype=dtype)
+    """A contiguous (mappable) dataset filled from ``source`` in chunks of rows, with its digest."""
+    target = DigestedDataset(f, name, (n,) if width is None else (n, width), dtype)
     for start in range(0, n, CHUNK_ROWS):
         block = np.asarray(source[start:start + CHUNK_ROWS])
-        target[start:start + len(block)] = convert(block) if convert else block
+        target.write(convert(block) if convert else block)
+    target.close()
 
 
 def write_dataset(path: str | os.PathLike, dataset: Dataset, provenance: dict | None = None) -> None:
@@ -159,7 +159,7 @@ def write_dataset(path: str | os.PathLike, dataset: Dataset, provenance: dict | 
         with h5py.File(tmp, "w") as f:
             for key, value in attrs.items():
                 f.attrs[key] = value
-            f["chromosomes"] = _strings(dataset.chromosomes)
+            put_names(f, "chromosomes", dataset.chromosomes)
             if dataset.genome is not None:
                 parts = [dataset.genome[chrom] for chrom in dataset.chromosomes]
                 write_sequence(f, parts, dataset.context)
@@ -172,15 +172,16 @@ def write_dataset(path: str | os.PathLike, dataset: Dataset, provenance: dict | 
                 _write_rows(f, "labels_packed", labels.packed, n, labels.packed.shape[1], np.uint8)
             else:
                 _write_rows(f, "labels_packed", labels, n, -(-n_cells // 8), np.uint8, pack)
-            f["cell_types"] = _strings(dataset.cell_types)
-            f["expression"] = np.asarray(dataset.expression, dtype=np.float32)
-            f["genes"] = _strings(dataset.genes)
+            put_names(f, "cell_types", dataset.cell_types)
+            put(f, "expression", np.asarray(dataset.expression, dtype=np.float32))
+            put_names(f, "genes", dataset.genes)
             for key, value in dataset.truth.items():
-                f[f"truth/{key}"] = value
+                put(f, f"truth/{key}", value)
 
 
 def write_sequence(f: h5py.File, parts, context: int, lengths: list[int] | None = None) -> np.ndarray:
-    """Write ``sequence`` and ``sequence_starts`` (module doc) from the chromosomes' codes, one at a time.
+    """Write ``sequence`` and ``sequence_starts`` (module doc) from the chromosomes' codes, one at a time,
+    with their digests.
 
     ``parts`` may be an iterator (streaming) when ``lengths`` gives the chromosomes' lengths.
     Returns the starts.
@@ -188,15 +189,16 @@ def write_sequence(f: h5py.File, parts, context: int, lengths: list[int] | None 
     lengths = np.asarray(lengths if lengths is not None else [len(p) for p in parts], dtype=np.int64)
     starts = context * np.arange(1, len(lengths) + 1, dtype=np.int64) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
     total = int(lengths.sum()) + context * (len(lengths) + 1)
-    target = f.create_dataset("sequence", shape=(total,), dtype=np.uint8)
+    target = DigestedDataset(f, "sequence", (total,), np.uint8)
     pad = np.full(context, N_CODE, dtype=np.uint8)
-    target[:context] = pad
-    for part, start, length in zip(parts, starts, lengths):
+    target.write(pad)
+    for part, length in zip(parts, lengths):
         if len(part) != length:
             raise ValueError("a chromosome's codes do not have its stated length")
-        target[start:start + length] = part
-        target[start + length:start + length + context] = pad
-    f["sequence_starts"] = starts
+        target.write(part)
+        target.write(pad)
+    target.close()
+    put(f, "sequence_starts", starts)
     return starts
 
 

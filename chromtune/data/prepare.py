@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from chromtune import __version__
 from chromtune.atomic import atomic_path
+from chromtune.data.checksums import DigestedDataset, put, put_names
 from chromtune.data.dataset import FORMAT, FORMAT_VERSION, write_sequence
 from chromtune.io.expression import read_expression, read_gene_list
 from chromtune.io.fasta import Genome
@@ -246,10 +247,10 @@ def prepare_file(out: str | os.PathLike, genome_path: str | os.PathLike, samples
                        stride=options.stride, context=options.context, chromtune_version=__version__,
                        provenance=json.dumps(provenance), assembly=options.assembly,
                        expression_transform=options.transform)
-        f["chromosomes"] = np.asarray(chosen, dtype=h5py.string_dtype())
-        f["cell_types"] = np.asarray(cell_types, dtype=h5py.string_dtype())
-        f["expression"] = expression
-        f["genes"] = np.asarray(genes, dtype=h5py.string_dtype())
+        put_names(f, "chromosomes", chosen)
+        put_names(f, "cell_types", cell_types)
+        put(f, "expression", expression)
+        put_names(f, "genes", genes)
     return provenance
 
 
@@ -283,10 +284,10 @@ def _write_bins_and_labels(f: h5py.File, chosen: list[str], rows, n_total: int, 
     """Pass 2: per chromosome, its kept bins (``rows(chrom)``) and their bit-packed labels; returns
     the positive pairs."""
     width = -(-n_cells // 8)
-    chrom_out = f.create_dataset("bins/chrom", shape=(n_total,), dtype=np.int32)
-    start_out = f.create_dataset("bins/start", shape=(n_total,), dtype=np.int64)
-    labels_out = f.create_dataset("labels_packed", shape=(n_total, width), dtype=np.uint8)
-    offset = positives = 0
+    chrom_out = DigestedDataset(f, "bins/chrom", (n_total,), np.int32)
+    start_out = DigestedDataset(f, "bins/start", (n_total,), np.int64)
+    labels_out = DigestedDataset(f, "labels_packed", (n_total, width), np.uint8)
+    positives = 0
     for k, chrom in enumerate(chosen):
         kept = rows(chrom)
         packed = np.zeros((len(kept), width), dtype=np.uint8)
@@ -295,10 +296,11 @@ def _write_bins_and_labels(f: h5py.File, chosen: list[str], rows, n_total: int, 
             bins = _positives(peaks, eligible[chrom], options)
             packed[np.searchsorted(kept, bins), j >> 3] |= np.uint8(0x80 >> (j & 7))
             positives += len(bins)
-        chrom_out[offset:offset + len(kept)] = k
-        start_out[offset:offset + len(kept)] = kept * options.stride
-        labels_out[offset:offset + len(kept)] = packed
-        offset += len(kept)
+        chrom_out.write(np.full(len(kept), k, dtype=np.int32))
+        start_out.write(kept * options.stride)
+        labels_out.write(packed)
+    for out in (chrom_out, start_out, labels_out):
+        out.close()
     return positives
 
 

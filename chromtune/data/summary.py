@@ -1,21 +1,51 @@
-"""A data set file's summary: sizes, names, positives per cell type, layout and provenance.
+"""A data set file's summary: sizes, names, positives per cell type, layout, provenance, digests.
 
 What ``chromtune inspect`` prints; the logic lives here so the command module only parses flags.
+Every whole-file pass runs in bounded blocks: positives are counted from the packed label bits
+chunk by chunk, never from a dense bins x cell types matrix.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 
-from chromtune.data.dataset import Dataset
+from chromtune.data.checksums import ALGORITHM, verify_digests
+from chromtune.data.dataset import Dataset, DatasetError
+from chromtune.data.labels import CHUNK_ROWS
 
 
-def summarise(ds: Dataset) -> dict:
-    """A JSON-ready summary: sizes, names, positives per cell type, layout and provenance."""
+def check_digests(path: str | os.PathLike) -> dict:
+    """Verify the digests stored in the file (:mod:`chromtune.data.checksums`).
+
+    Returns ``{"status": "verified", "algorithm": ..., "datasets": [...]}``, or ``{"status": "none"}``
+    for a file written without digests (older chromtune); a mismatch or an unreadable file is a
+    one-line :class:`~chromtune.errors.UserError` naming the file (and the dataset).
+    """
+    if not Path(path).is_file():
+        raise DatasetError(f"{path}: no such data set file")
+    try:
+        names = verify_digests(path)
+    except (OSError, KeyError, ValueError) as err:
+        raise DatasetError(f"{path}: unreadable or truncated data set file ({err.__class__.__name__}: {err})") from None
+    return {"status": "verified", "algorithm": ALGORITHM, "datasets": names} if names else {"status": "none"}
+
+
+def _bins_per_chromosome(ds: Dataset) -> np.ndarray:
+    counts = np.zeros(len(ds.chromosomes), dtype=np.int64)
+    for start in range(0, ds.n_bins, CHUNK_ROWS):
+        counts += np.bincount(np.asarray(ds.bin_chrom[start:start + CHUNK_ROWS]), minlength=len(ds.chromosomes))
+    return counts
+
+
+def summarise(ds: Dataset, digests: dict | None = None) -> dict:
+    """A JSON-ready summary: sizes, names, positives per cell type, layout and provenance, and the
+    result of :func:`check_digests` (``{"status": "not checked"}`` without one)."""
     positives = ds.labels.column_counts()
-    bins_per_chrom = np.bincount(ds.bin_chrom, minlength=len(ds.chromosomes))
+    bins_per_chrom = _bins_per_chromosome(ds)
     try:
         provenance = json.loads(ds.attrs.get("provenance", "{}"))
     except (TypeError, ValueError):
@@ -43,6 +73,7 @@ def summarise(ds: Dataset) -> dict:
         "expression_range": [float(ds.expression.min()), float(ds.expression.max())] if ds.expression.size else None,
         "bins_dropped_for_n": provenance.get("bins_dropped_for_n"),
         "provenance": provenance,
+        "checksums": digests or {"status": "not checked"},
     }
 
 
@@ -72,4 +103,9 @@ def render(summary: dict) -> str:
         lines.append(f"  N rule        {sum(dropped.values()):,} bins dropped as mostly N: "
                      f"{_listing([f'{c} ({n:,})' for c, n in dropped.items() if n]) or 'none'}")
     lines.append(f"  written by    chromtune {s['chromtune_version']}")
+    digests = s["checksums"]
+    lines.append("  checksums     " + {
+        "verified": f"{len(digests.get('datasets', []))} datasets match their {digests.get('algorithm')} digests",
+        "none": "no checksums (written by a chromtune before they were stored); nothing verified",
+    }.get(digests["status"], "not checked"))
     return "\n".join(lines)
