@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import h5py
 import numpy as np
@@ -10,6 +11,9 @@ import pytest
 
 from chromtune.cli import main as cli_main
 from chromtune.data.dataset import Dataset, write_dataset
+from chromtune.data.labels import PackedLabels
+from chromtune.data.summary import summarise
+from conftest import random_dataset
 
 
 def dataset(windows: bool = False, n_cells: int = 4, seed: int = 0) -> Dataset:
@@ -109,3 +113,26 @@ def test_damaged_files_are_one_line_errors(tmp_path, capsys, damage, problem, as
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("chromtune: error: ")
     assert str(path) in lines[0] and problem in lines[0]
+
+
+def test_summary_counts_positives_from_the_packed_bits_in_bounded_memory():
+    rng = np.random.default_rng(1)
+    n, n_cells = 1 << 20, 123
+    packed = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    packed[:, -1] &= np.uint8(0xFE)  # bits past the last cell type are 0
+    labels = PackedLabels(packed, n_cells)
+    expected = sum(np.unpackbits(packed[s:s + 4096], axis=1, count=n_cells).sum(axis=0, dtype=np.int64)
+                   for s in range(0, n, 4096))
+    ds = random_dataset(n_chroms=1, n_cells=n_cells)
+    ds.labels, ds.bin_chrom, ds.bin_start = labels, np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int64)
+    tracemalloc.start()
+    try:
+        summary = summarise(ds)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert list(summary["positives"].values()) == expected.tolist()
+    assert summary["positive_fraction"] == pytest.approx(expected.sum() / (n * n_cells))
+    assert summary["bins_per_chromosome"] == {"chr1": n}
+    dense = n * n_cells
+    assert peak < 8 * 2**20, (peak, dense)  # the dense matrix is 129 MB; one unpacked chunk of it 32 MB
