@@ -14,7 +14,7 @@ from chromtune.data import checksums
 from chromtune.data.checksums import DIGEST_ATTR, verify_digests
 from chromtune.data.dataset import open_dataset, write_dataset
 from chromtune.data.demo import write_demo
-from conftest import assert_one_line_error, random_dataset, run_command
+from conftest import assert_one_line_error, random_dataset, run_command, write_version_1
 
 NAMES = {"chromosomes", "cell_types", "genes", "expression", "bins/chrom", "bins/start", "labels_packed"}
 
@@ -94,12 +94,20 @@ def test_labels_flipped_within_the_bits_open_but_fail_inspect(tmp_path, capsys):
     assert_one_line_error(*inspect(path, capsys)[::2], "labels_packed")
 
 
-def test_files_without_digests_are_reported_as_such(tmp_path, capsys):
+def strip_digests(path) -> None:
+    """As a format_version 2 writer before digests left the file."""
+    with h5py.File(path, "r+") as f:
+        f.visititems(lambda name, node: node.attrs.__delitem__(DIGEST_ATTR) if isinstance(node, h5py.Dataset) else None)
+
+
+@pytest.mark.parametrize("older", [strip_digests, None])
+def test_files_without_digests_are_reported_as_such(tmp_path, capsys, older):
     path = tmp_path / "d.h5"
-    write_dataset(path, random_dataset())
-    with h5py.File(path, "r+") as f:  # as an older chromtune wrote it
-        f.visititems(lambda name, node: node.attrs.__delitem__(DIGEST_ATTR)
-                     if isinstance(node, h5py.Dataset) else None)
+    if older is None:
+        write_version_1(path, random_dataset())
+    else:
+        write_dataset(path, random_dataset())
+        older(path)
     code, out, err = inspect(path, capsys, "--json")
     assert code == 0 and err == ""
     assert json.loads(out)["checksums"] == {"status": "none"}
