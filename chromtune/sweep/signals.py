@@ -92,19 +92,26 @@ class StopTune(tune.Callback):
             signal.raise_signal(signal.SIGUSR1)
 
 
-class _HideTuneStopHints(logging.Filter):
-    """Tune's own stop notes name ``Tuner.restore(...)``, the wrong instruction for this tool
-    (``--resume`` is the right one, and the sweep prints it)."""
+class _Hide(logging.Filter):
+    """Drops a logger's records that contain any of ``texts``."""
 
-    HIDDEN = ("Stop signal received", "Tuner.restore", "Trials did not complete", "Failed to fetch metrics")
+    def __init__(self, *texts: str):
+        super().__init__()
+        self.texts = texts
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not any(text in record.getMessage() for text in self.HIDDEN)
+        return not any(text in record.getMessage() for text in self.texts)
+
+
+# Tune's own stop notes name ``Tuner.restore(...)``, the wrong instruction for this tool (``--resume``
+# is the right one, and the sweep prints it).
+TUNE_STOP_HINTS = ("Stop signal received", "Tuner.restore", "Trials did not complete", "Failed to fetch metrics")
 
 
 def quiet_libraries() -> None:
     """Concise progress: our own lines, not Tune's tables, Optuna's study notes, sync warnings or
-    Tune's stop hints."""
+    Tune's stop hints, nor notes that mean nothing to a user (each silenced at its logger, in the
+    sweep's processes only)."""
     import optuna
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -114,4 +121,15 @@ def quiet_libraries() -> None:
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):  # a stopped trial may have no result yet
-        logging.getLogger(name).addFilter(_HideTuneStopHints())
+        logging.getLogger(name).addFilter(_Hide(*TUNE_STOP_HINTS))
+    # The private local Ray keeps its token authentication on; the note that it is on is Ray's.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        _Hide("Token authentication is enabled for this Ray cluster"))
+    # "Creating initial MLflow database tables...", "Updating database tables": a new sqlite store.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    # Optuna's GridSampler calls Study.stop() once the grid is used up; outside Study.optimize that
+    # raises, and OptunaSearch logs it once per stage. Tune stops at the grid's size anyway.
+    logging.getLogger("ray.tune.search.optuna.optuna_search").addFilter(_Hide("Study.stop"))
+    # "The `on_step_begin` operation took 0.6 s, which may be a performance bottleneck": the
+    # driver's MLflow logging on a busy machine, not something a user can act on.
+    logging.getLogger("ray.tune.utils.util").addFilter(_Hide("may be a performance bottleneck"))
