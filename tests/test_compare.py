@@ -345,7 +345,10 @@ def test_cli_writes_the_report_and_prints_the_tests(store, tmp_path, capsys):
                                   "--pr-fold", "2", "--rope", "0.05"])
     printed = capsys.readouterr().out
     assert code == 0
-    assert "resnet+mean (freeze) vs resnet+mean (tune): resnet+mean (tune) better; cells n=15" in printed
+    assert "resnet+mean (freeze) vs resnet+mean (tune): resnet+mean (tune) better\n    cell types n=15:" in printed
+    verdict = printed.split("\nwrote ")[0]  # the verdict table; the file list and the MLflow line follow
+    assert "mean baseline" in verdict and "P(equivalent)" in verdict
+    assert max(len(line) for line in verdict.splitlines()) <= 100, verdict
     tests = pd.read_csv(out / "tests.csv")
     assert list(zip(tests["a"], tests["b"])) == [("resnet+mean (freeze)", "resnet+mean (tune)")]
     assert tests["rope"].iloc[0] == 0.05

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from chromtune.cli import command_parser
-from chromtune.compare.names import DEFAULT_TRACKING_URI, METRIC_LABELS, METRICS, ROPE
+from chromtune.compare.names import DEFAULT_TRACKING_URI, METRICS, ROPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,26 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from chromtune.compare.report import run_compare
+    from chromtune.compare.report import run_compare, verdict_text
     from chromtune.compare.runs import default_experiment
 
     experiment = args.experiment or default_experiment(args.data)
     out = Path(args.out or Path("comparison") / experiment)
     result = run_compare(args.tracking_uri, experiment, out, args.sweeps, allow_partial=args.allow_partial,
                          metric=args.metric, pairs=args.pairs, pr_fold=args.pr_fold, rope=args.rope)
-    for note in result["left_out"]:
-        print(f"left out {note}")
-    summary = result["table"].loc[args.metric, ["mean", "sd"]]
-    print(f"{METRIC_LABELS[args.metric]} over folds {', '.join(map(str, result['folds']))}:")
-    print(summary.round(4).to_string())
-    print("\ntests (primary: two-sided Wilcoxon over test cell types, Holm-adjusted; see report.md):")
-    for t in result["tests"].itertuples():
-        print(f"  {t.a} vs {t.b}: {t.verdict}; cells n={t.n_cells} p={t.cells_p:.4g} Holm {t.cells_p_holm:.4g}; "
-              f"corrected t p={t.nb_p:.4g} Holm {t.nb_p_holm:.4g}; P(A better / equivalent / B better) = "
-              f"{t.p_a_better:.3f} / {t.p_equivalent:.3f} / {t.p_b_better:.3f}" + (f"; {t.note}" if t.note else ""))
-    if result["friedman"] is not None:
-        f = result["friedman"]
-        print(f"  Friedman over {f['n']} cell types, {f['k']} methods: p={f['p']:.4g}; Nemenyi CD {f['cd']:.3f}")
+    print(verdict_text(result, args.metric))
     print(f"\nwrote {', '.join(p.name for p in result['files'])} to {out}")
     print(f"MLflow run {result['run_id']} (comparison) in experiment {experiment}; view with "
           f"`mlflow ui --backend-store-uri {args.tracking_uri}`")

@@ -225,3 +225,28 @@ def run_compare(tracking_uri: str, experiment: str, out: str | Path, sweeps: lis
             "left_out": left_out}
 
 
+
+
+def verdict_text(result: dict, metric: str = "auprc") -> str:
+    """What a comparison found, in lines of at most about 100 columns (``chromtune compare`` and a
+    sweep of several models print it): each row's mean and sd over the folds, then each test's
+    verdict with its p-values and the Bayesian probabilities."""
+    table = result["table"].loc[metric, ["mean", "sd"]]
+    width = max(len(str(row)) for row in table.index)
+    lines = [f"left out {note}" for note in result["left_out"]]
+    lines += [f"{METRIC_LABELS[metric]} over folds {', '.join(map(str, result['folds']))}:",
+              f"  {'':<{width}}    mean      sd"]
+    lines += [f"  {row:<{width}}  {values['mean']:>6.4f}  {values['sd']:>6.4f}" for row, values in table.iterrows()]
+    lines += ["", "tests (primary: two-sided Wilcoxon over test cell types, Holm-adjusted; details in report.md):"]
+    for t in result["tests"].itertuples():
+        lines += [f"  {t.a} vs {t.b}: {t.verdict}",
+                  f"    cell types n={t.n_cells}: p={t.cells_p:.4g} (Holm {t.cells_p_holm:.4g}); "
+                  f"corrected t over folds: p={t.nb_p:.4g} (Holm {t.nb_p_holm:.4g})",
+                  f"    P(A better) {t.p_a_better:.3f}, P(equivalent) {t.p_equivalent:.3f}, "
+                  f"P(B better) {t.p_b_better:.3f}"]
+        if t.note:
+            lines.append(f"    note: {t.note}")
+    if result["friedman"] is not None:
+        f = result["friedman"]
+        lines.append(f"  Friedman over {f['n']} cell types, {f['k']} methods: p={f['p']:.4g}; Nemenyi CD {f['cd']:.3f}")
+    return "\n".join(lines)
