@@ -120,6 +120,11 @@ class Tracker:
             for key, value in EXPERIMENT_KIND.items():
                 self.client.set_experiment_tag(self.experiment_id, key, value)
 
+    def run_id(self, key: str) -> str | None:
+        """The id of the sweep, fold or stage run for ``key``, if it exists."""
+        found = self._find(key)
+        return found.info.run_id if found else None
+
     def _find(self, key: str):
         runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`chromtune.key` = '{key}'",
                                        max_results=1)
@@ -185,6 +190,14 @@ class Tracker:
         condition = "and attributes.status = 'FINISHED'" + (f" and tags.`{PARENT_TAG}` = '{parent}'" if parent else "")
         return {run.data.tags.get("chromtune.trial_id") for run in self._trial_runs(condition)}
 
+    def finished_trials_by_stage(self) -> dict[tuple[int, int], set[str]]:
+        """Tune trial ids with a FINISHED run, per (fold, stage): what an earlier driver finished."""
+        out: dict[tuple[int, int], set[str]] = {}
+        for run in self._trial_runs("and attributes.status = 'FINISHED'"):
+            tags = run.data.tags
+            out.setdefault((int(tags["fold"]), int(tags["stage"])), set()).add(tags.get("chromtune.trial_id"))
+        return out
+
     def trial_run_of(self, trial_id: str):
         """The run an earlier driver made for Tune trial ``trial_id``, if any (FINISHED ones first)."""
         runs = self._trial_runs(f"and tags.`chromtune.trial_id` = '{trial_id}'")
@@ -219,12 +232,14 @@ class Tracker:
 
 class TrialLogger(tune.Callback):
     """A Tune callback (it runs in the driver): one MLflow run per trial, metrics per epoch,
-    and a concise progress line per finished trial."""
+    and a concise progress line per finished trial (through ``say``: the sweep prints it above
+    its status line). Trial runs are named ``<run_prefix> <label> trial <id>``."""
 
     def __init__(self, tracking_uri: str, experiment: str, sweep_key: str, stage_run: str, tags: dict,
-                 searched: list[str], label: str, total: int):
+                 searched: list[str], label: str, total: int, run_prefix: str = "", say=print):
         self.args = (tracking_uri, experiment, sweep_key)
         self.stage_run, self.tags, self.searched, self.label, self.total = stage_run, tags, searched, label, total
+        self.run_prefix, self.say = run_prefix, say
         self._tracker: Tracker | None = None
         self._logged: set[str] | None = None
         self.runs: dict[str, str] = {}
@@ -263,7 +278,7 @@ class TrialLogger(tune.Callback):
             return earlier.info.run_id
         params = {k: v for k, v in config.items() if not k.startswith("runtime_")}
         self.logged_epoch[trial_id] = -math.inf
-        return self.tracker.trial_run(f"{self.label} trial {trial_id}", self.stage_run,
+        return self.tracker.trial_run(f"{self.run_prefix} {self.label} trial {trial_id}".lstrip(), self.stage_run,
                                       {**self.tags, "chromtune.trial_id": trial_id}, params)
 
     def _log_result(self, trial_id: str, result: dict) -> None:
@@ -299,8 +314,9 @@ class TrialLogger(tune.Callback):
             self.best = value
         shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self._params(trial).items())
         how = f"stopped early at epoch {result.get('epoch')}/{trial.config.get('epochs')}" if stopped else status.lower()
-        print(f"[{self.label}] trial {self.done}/{self.total} {how}: {shown} "
-              f"valid_auprc={value:.4f} (best at full budget {self.best:.4f})", flush=True)
+        best = f"{self.best:.4f}" if self.best > -math.inf else "none yet"
+        self.say(f"[{self.label}] trial {self.done}/{self.total} {how}: {shown} "
+                 f"valid_auprc={value:.4f} (best at full budget: {best})")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trial, "FINISHED")

@@ -136,6 +136,8 @@ def test_trials_spread_over_both_nodes(undisturbed):
     assert trial_nodes == cluster_nodes
     assert all(r["status"] == "FINISHED" for r in results(workdir).values())
     assert len(results(workdir)) == 8  # 2 folds x 2 stages x 2 grid points, each one run
+    log = (workdir / "sweep.log").read_text()  # the fold processes' trials reach the driver's progress line
+    assert "[fold 1 stage 2] trial 2/2" in log and "folds 2/2 | trials 8/8 done, 0 running" in log
 
 
 def test_a_killed_trial_process_resumes_from_its_checkpoint(undisturbed, tmp_path):

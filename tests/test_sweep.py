@@ -6,6 +6,7 @@ SIGKILL the driver and then stop everything that driver started, by process grou
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -112,15 +113,34 @@ def test_smoke_sweep_builds_the_run_tree(smoke_sweep):
             selected = json.loads((root / f"fold{fold}-stage{stage}.json").read_text())
             assert selected["trials"] == 2 and set(selected["params"]) == {"batch_size", "lr"}
             assert selected["config"]["epochs"] == 2  # a trial stopped early is never the selected one
+            kept = root / f"fold{fold}-stage{stage}-selected"
+            assert (kept / "best.pt").is_file() and not (kept / "state.pt").exists()  # the model, not its training
         assert "model" in json.loads((root / f"fold{fold}-test.json").read_text())
+        best = root / f"fold{fold}-selected" / "best.pt"
+        fold_run = next(run for run in levels["fold"] if run.data.tags["fold"] == str(fold))
+        # the summary names each fold's run id and its best.pt, which exists
+        assert best.is_file() and re.search(rf"fold {fold}  run {fold_run.info.run_id} .*\n +{re.escape(str(best))}\n", log)
+    # pruned: the selected checkpoints stay, the trials' own are gone
+    assert not [path for path in root.rglob("checkpoint_*") if path.is_dir()]
+    assert f"chromtune predict --model {levels['sweep'][0].info.run_id} " in log and "storage: " in log
     stages = {run.data.tags["stage"]: run.data.params["sampler"] for run in levels["stage"]}
     assert stages == {"1": "grid", "2": "tpe"}
     for trial in levels["trial"]:
         epochs = len(client.get_metric_history(trial.info.run_id, "valid_auprc"))
         assert (trial.data.tags.get("chromtune.stopped_early") == "true") == (epochs == 1)
         assert not {"pid", "timestamp", "time_this_iter_s", "training_iteration"} & set(trial.data.metrics)
+    for level, runs in levels.items():  # run names begin with what tells two sweeps apart
+        assert all(run.info.run_name.startswith("basset tune+mean ") for run in runs), level
     assert "mean" in (root / "summary.csv").read_text()
     assert "Configuration for experiment" not in log and "test AUPRC" in log and "pairs: every" in log
+    status = [line for line in log.splitlines() if line.startswith("basset tune+mean | ")]
+    assert "folds 0/2 | trials 0/8 done" in status[0] and "folds 2/2 | trials 8/8 done" in status[-1]
+    assert any(re.search(r"done, [1-9] running", line) for line in status)  # redrawn while trials ran
+    assert any(" | about " in line for line in status)  # with an estimate of the rest
+    for noise in ("Study.stop", "Token authentication", "database tables", "performance bottleneck"):
+        assert noise not in log, noise
+    table = log[log.index("test metrics on the held-out cell types"):log.index("selected models")]
+    assert max(len(line) for line in table.splitlines()) <= 100 and "\nmean " in table
 
 
 @pytest.mark.slow

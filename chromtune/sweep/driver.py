@@ -16,14 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from chromtune.atomic import write_text
 from chromtune.data.folds import roles_table
-from chromtune.sweep.fold import RESULT_NAMES, fold_process, run_fold, share_data_file, summary_table
+from chromtune.sweep.fold import RESULT_NAMES, fold_process, run_fold, share_data_file
 from chromtune.sweep.lease import Lease
 from chromtune.sweep.plan import DONE_MARKER, SweepPlan, check_storage, concurrent_folds, is_finished
+from chromtune.sweep.progress import Progress, relay, say
 from chromtune.sweep.signals import EXIT_INTERRUPTED, STOP, Interrupted
+from chromtune.sweep.summary import FoldModel, closing_text, storage_bytes, summary_table
 
 
 def resume_command(argv: list[str]) -> str:
@@ -33,9 +33,10 @@ def resume_command(argv: list[str]) -> str:
     return " ".join([prog, shlex.join(flags + ([] if "--resume" in flags else ["--resume"]))]).strip()
 
 
-def run_folds(plan: SweepPlan, sweep_run: str) -> list[dict]:
+def run_folds(plan: SweepPlan, sweep_run: str, progress: Progress) -> list[dict]:
     """Every fold: in this process one after another, or ``concurrent_folds`` at once, each in a
-    process of its own (Tune runs one experiment per process, in its main thread)."""
+    process of its own (Tune runs one experiment per process, in its main thread) whose lines and
+    trial events reach ``progress`` through a queue."""
     at_once = concurrent_folds(plan)
     if at_once == 1:
         return [run_fold(plan, fold, sweep_run) for fold in range(plan.args.folds)]
@@ -43,27 +44,34 @@ def run_folds(plan: SweepPlan, sweep_run: str) -> list[dict]:
 
     import ray
 
-    print(f"{at_once} folds at a time, each in a process of its own", flush=True)
+    say(f"{at_once} folds at a time, each in a process of its own")
     context = multiprocessing.get_context("spawn")
     address = ray.get_runtime_context().gcs_address
+    events = context.Queue()
+    reader = relay(events, progress)
     waiting, running, stopped, failed = list(range(plan.args.folds)), {}, [], []
     STOP.on_exit.append(lambda: [proc.kill() for proc in running.values()])
     forwarded = False
-    while running or (waiting and not STOP.requested):
-        while waiting and len(running) < at_once and not STOP.requested:
-            fold = waiting.pop(0)
-            running[fold] = context.Process(target=fold_process, args=(plan, fold, sweep_run, address, os.getpid()),
-                                            name=f"chromtune-fold{fold}")
-            running[fold].start()
-        if STOP.requested and not forwarded:
-            for proc in running.values():
-                proc.terminate()  # SIGTERM: the fold stops as the driver would
-            forwarded = True
-        for fold, proc in list(running.items()):
-            proc.join(timeout=0.2)
-            if proc.exitcode is not None:
-                del running[fold]
-                (stopped if proc.exitcode == EXIT_INTERRUPTED else failed if proc.exitcode else []).append(fold)
+    try:
+        while running or (waiting and not STOP.requested):
+            while waiting and len(running) < at_once and not STOP.requested:
+                fold = waiting.pop(0)
+                running[fold] = context.Process(target=fold_process,
+                                                args=(plan, fold, sweep_run, address, os.getpid(), events),
+                                                name=f"chromtune-fold{fold}")
+                running[fold].start()
+            if STOP.requested and not forwarded:
+                for proc in running.values():
+                    proc.terminate()  # SIGTERM: the fold stops as the driver would
+                forwarded = True
+            for fold, proc in list(running.items()):
+                proc.join(timeout=0.2)
+                if proc.exitcode is not None:
+                    del running[fold]
+                    (stopped if proc.exitcode == EXIT_INTERRUPTED else failed if proc.exitcode else []).append(fold)
+    finally:
+        events.put(None)  # after every fold process has ended: their events are all in the queue
+        reader.join(timeout=10)
     if failed:
         raise RuntimeError(f"fold(s) {', '.join(map(str, failed))} failed; see their lines above")
     if stopped or waiting:
@@ -71,10 +79,19 @@ def run_folds(plan: SweepPlan, sweep_run: str) -> list[dict]:
     return [json.loads(plan.storage.read_text(f"fold{fold}-test.json")) for fold in range(plan.args.folds)]
 
 
-def run_sweep(plan: SweepPlan) -> pd.DataFrame:
+def earlier_progress(plan: SweepPlan, tracker) -> tuple[set, dict, set]:
+    """What earlier drivers of this sweep finished (``--resume``): stages, trials, folds."""
+    folds = range(plan.args.folds)
+    stages = {(fold, stage) for fold in folds for stage in plan.spaces
+              if plan.storage.exists(f"fold{fold}-stage{stage}.json")}
+    return stages, tracker.finished_trials_by_stage(), {f for f in folds if plan.storage.exists(f"fold{f}-test.json")}
+
+
+def run_sweep(plan: SweepPlan) -> str:
+    """One sweep from its start or --resume to its end, under a live progress line; its closing text."""
     from chromtune.data.shared import release_shared
     from chromtune.ray_runtime import check_resources, check_shared_storage, is_multi_node, start_ray
-    from chromtune.tracking import Tracker
+    from chromtune.tracking import Tracker, resolve_tracking_uri
 
     args = plan.args
     start_ray(args.address)
@@ -90,13 +107,20 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
         killed = tracker.kill_orphans()
         print(f"resuming {plan.key}: {killed} orphaned trial run(s) marked KILLED", flush=True)
     tags = {"chromtune.level": "sweep", "arch": args.arch, "paradigm": args.paradigm, "mean": args.with_mean}
-    sweep_run = tracker.hierarchy_run(plan.key, f"sweep {plan.key}", None, tags,
+    smoke = ", smoke test" if args.smoke_test else ""
+    sweep_run = tracker.hierarchy_run(plan.key, f"{plan.label} sweep, {args.folds} folds{smoke} ({plan.key})", None,
+                                      tags,
                                       {**{k: v for k, v in plan.base.items() if k != "data"}, "data": plan.data,
                                        "stage1_space": args.stage1_space, "stage2_space": args.stage2_space,
-                                       "smoke_test": args.smoke_test})
+                                       "smoke_test": args.smoke_test, "early_stopping": args.early_stopping})
     started = time.time()
+    progress = Progress(args.folds, {stage: space.num_samples for stage, space in plan.spaces.items()}, plan.label)
+    if args.resume:
+        progress.seed(*earlier_progress(plan, tracker))
+    STOP.on_exit.append(progress.clear)
     try:
-        results = run_folds(plan, sweep_run)
+        with progress:
+            results = run_folds(plan, sweep_run, progress)
     except Interrupted:
         tracker.finish(sweep_run, "KILLED")
         raise
@@ -117,7 +141,17 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     tracker.finish(sweep_run)
     release_shared(plan.base["data"])
     plan.storage.write_text(DONE_MARKER, json.dumps({"sweep_run": sweep_run, "finished": time.time()}))
-    return table
+    return closing_text(plan.key, table, [fold_model(plan, tracker, result["fold"]) for result in results], sweep_run,
+                        plan.storage.uri, storage_bytes(plan.storage), plan.tracking_uri, plan.experiment,
+                        plan.tracking_uri == resolve_tracking_uri(None))
+
+
+def fold_model(plan: SweepPlan, tracker, fold: int) -> FoldModel:
+    """Where fold ``fold``'s selected model is: its MLflow fold run, its best.pt, its parameters."""
+    name = f"fold{fold}-selected"
+    best = plan.storage.uri_of(name, "best.pt") if plan.storage.is_uri else str(plan.local / name / "best.pt")
+    stage2 = json.loads(plan.storage.read_text(f"fold{fold}-stage2.json") or "{}")
+    return FoldModel(fold, tracker.run_id(f"{plan.key}/fold{fold}") or "?", best, stage2.get("params", {}))
 
 
 def fold_roles_text(plan: SweepPlan) -> str:
@@ -163,13 +197,13 @@ def run_sweeps(plans: list[SweepPlan], argv: list[str]) -> int:
         for plan in todo:
             current = plan
             STOP.check(f"sweep {plan.key} (not started)")
+            stopping = "early stopping (ASHA)" if any(s.asha for s in plan.spaces.values()) else "no early stopping"
             print(f"sweep {plan.key}: {args.folds} folds x 2 stages, {plan.spaces[1].num_samples} + "
-                  f"{plan.spaces[2].num_samples} trials per fold; storage {plan.storage.uri}; MLflow "
-                  f"{plan.tracking_uri} experiment {plan.experiment}", flush=True)
-            table = run_sweep(plan)
-            print(f"\n{plan.key}: test AUPRC / AUROC on held-out cell types (model and baselines on the same pairs):")
-            print(table.to_string())
+                  f"{plan.spaces[2].num_samples} trials per fold, {stopping}\n  storage {plan.storage.uri}\n"
+                  f"  MLflow {plan.tracking_uri}, experiment {plan.experiment}", flush=True)
+            closing = run_sweep(plan)
             print(fold_roles_text(plan))
+            print(f"\n{closing}", flush=True)
     except Interrupted as stop:
         why = f" ({STOP.reason})" if STOP.reason.startswith("another driver") else ""
         print(f"chromtune: interrupted{why}: sweep {current.key}: {stop}; continue with: {hint}",
@@ -180,8 +214,9 @@ def run_sweeps(plans: list[SweepPlan], argv: list[str]) -> int:
             lease.release()
     if len(plans) > 1 and todo:
         from chromtune.compare import run_compare
+        from chromtune.compare.report import verdict_text
 
-        report = run_compare(plans[0].tracking_uri, plans[0].experiment, Path("comparison") / plans[0].experiment,
-                             sweeps=[plan.key for plan in plans])
-        print(f"\ncomparison of {len(plans)} sweeps: {', '.join(str(f) for f in report['files'])}")
+        out = Path("comparison") / plans[0].experiment
+        report = run_compare(plans[0].tracking_uri, plans[0].experiment, out, sweeps=[plan.key for plan in plans])
+        print(f"\ncomparison of {len(plans)} sweeps (tables, figures and report.md in {out}):\n{verdict_text(report)}")
     return 0

@@ -7,12 +7,12 @@ import os
 import signal
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.fs as pafs
 
 from chromtune.models.flat_input import FlatInputModel
 from chromtune.storage import fetch
 from chromtune.sweep.plan import SweepPlan
+from chromtune.sweep.progress import emit, say
 from chromtune.sweep.signals import STOP, Interrupted
 from chromtune.sweep.stage import run_stage
 from chromtune.train.config import TrainConfig
@@ -83,20 +83,6 @@ def record_fold(tracker, fold_run: str, result: dict, stage2: dict, out: Path) -
     tracker.finish(fold_run)
 
 
-def summary_table(results: list[dict]) -> pd.DataFrame:
-    rows = []
-    for result in results:
-        row = {"fold": result["fold"]}
-        for name in RESULT_NAMES:
-            row[f"{name} AUPRC"] = round(result[name]["auprc"], 4)
-            row[f"{name} AUROC"] = round(result[name]["auroc"], 4)
-            row[f"{name} specific AUPRC"] = round(result[name].get("auprc_specific", float("nan")), 4)
-        rows.append(row)
-    table = pd.DataFrame(rows).set_index("fold")
-    table.loc["mean"] = table.mean().round(4)
-    return table
-
-
 def share_data_file(plan: SweepPlan) -> str:
     """Copy the data set file into the sweep's storage once, so every node can fetch it; its URI."""
     target = f"data/{Path(plan.data).name}"
@@ -116,35 +102,50 @@ def run_fold(plan: SweepPlan, fold: int, sweep_run: str) -> dict:
     tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
     fold_tags = {"chromtune.level": "fold", "arch": args.arch, "fold": fold, "stage": 2,
                  "paradigm": args.paradigm, "mean": args.with_mean}
-    fold_run = tracker.hierarchy_run(f"{plan.key}/fold{fold}", f"fold {fold}", sweep_run, fold_tags)
+    fold_run = tracker.hierarchy_run(f"{plan.key}/fold{fold}", f"{plan.label} fold {fold}", sweep_run, fold_tags)
     try:
         stage1 = run_stage(plan, tracker, fold, 1, fold_run, None)
         stage2 = run_stage(plan, tracker, fold, 2, fold_run, plan.storage.uri_of(stage1["checkpoint"], "best.pt"))
         result = evaluate_fold(plan, tracker, fold, fold_run, stage2)
+        prune_fold(plan, fold)
     except Interrupted:
         tracker.finish(fold_run, "KILLED")
         raise
     pairs = result["test_pairs"]
-    print(f"[fold {fold}] test AUPRC model {result['model']['auprc']:.4f} | mean baseline "
-          f"{result['mean_baseline']['auprc']:.4f} | RNA-weighted {result['weighted_mean_baseline']['auprc']:.4f} "
-          f"({pairs['pairs']:,} pairs: every {pairs['every']} of the test bins x {pairs['cells']} cell types)",
-          flush=True)
+    say(f"[fold {fold}] test AUPRC model {result['model']['auprc']:.4f} | mean baseline "
+        f"{result['mean_baseline']['auprc']:.4f} | RNA-weighted {result['weighted_mean_baseline']['auprc']:.4f} "
+        f"({pairs['pairs']:,} pairs: every {pairs['every']} of the test bins x {pairs['cells']} cell types)")
+    emit(("fold_done", fold))
     return result
 
 
-def fold_process(plan: SweepPlan, fold: int, sweep_run: str, address: str, driver_pid: int) -> None:
+def prune_fold(plan: SweepPlan, fold: int) -> None:
+    """Once the fold's test evaluation is recorded, its stages' training state (optimizer, sampler,
+    history: read by that evaluation only) goes; each stage's selected best.pt stays."""
+    from chromtune.train.loop import STATE_FILE
+
+    for stage in plan.spaces:
+        name = f"fold{fold}-stage{stage}-selected/{STATE_FILE}"
+        if plan.storage.exists(name):
+            plan.storage.fs.delete_file(plan.storage.path(name))
+
+
+def fold_process(plan: SweepPlan, fold: int, sweep_run: str, address: str, driver_pid: int, events) -> None:
     """A fold in a process of its own (folds at once; spawned by the driver): its Tune experiments
     run in this process's main thread, as Tune requires for its state and its stop signal. The
     driver forwards a stop as SIGTERM (SIGINT from a terminal is left to the driver); exit status
-    130 says the fold stopped resumably."""
+    130 says the fold stopped resumably. Its lines and trial events go to the driver's progress
+    line through the queue ``events``."""
     import sys
 
     import ray
 
+    from chromtune.sweep.progress import connect
     from chromtune.sweep.signals import EXIT_INTERRUPTED, quiet_libraries
 
     _die_with(driver_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    connect(events)
     quiet_libraries()
     ray.init(address=address, log_to_driver=False)
     STOP.install(resume_hint="", signals=(signal.SIGTERM,))  # after ray.init, which sets its own SIGTERM handler

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,14 @@ class SweepPlan:
     experiment: str
     cell_types: list[str]
     folds: list = field(default_factory=list)  # chromtune.data.folds.Fold, one per fold run
+
+    @property
+    def label(self) -> str:
+        """What tells this sweep from another of the same data (``resnet tune+mean``): MLflow run
+        names begin with it, so the UI's run list tells two sweeps apart."""
+        a = self.args
+        mean = ("+mean" + ("(loo)" if a.mean_feature == "loo" else "")) if a.with_mean else ""
+        return f"{a.arch} {a.paradigm}{mean}"
 
 
 def plan_sweep(args: argparse.Namespace) -> SweepPlan:
@@ -97,7 +106,9 @@ def _trial_slots(plan: SweepPlan) -> float:
     workers = max(args.workers_per_trial, 1)
     need = {"CPU": args.cpus_per_worker * workers, "GPU": args.gpus_per_worker * workers}
     capacity = cluster_capacity()
-    return max(1, min(capacity.get(name, 0) // amount for name, amount in need.items() if amount > 0))
+    fits = [capacity.get(name, 0) // amount if math.isfinite(capacity.get(name, 0)) else math.inf
+            for name, amount in need.items() if amount > 0]  # inf // n is nan, not inf
+    return max(1, min(fits))
 
 
 def concurrency(plan: SweepPlan, trials: int) -> int:
@@ -112,7 +123,8 @@ def concurrent_folds(plan: SweepPlan) -> int:
     if args.concurrent_folds:
         return min(args.concurrent_folds, args.folds)
     per_fold = max(space.num_samples for space in plan.spaces.values())
-    return int(max(1, min(args.folds, _trial_slots(plan) // per_fold)))
+    slots = _trial_slots(plan)
+    return int(max(1, min(args.folds, slots // per_fold if math.isfinite(slots) else args.folds)))
 
 
 DONE_MARKER = "done.json"

@@ -46,18 +46,20 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from chromtune.tracking import TrialLogger
+    from chromtune.sweep.progress import ProgressCallback, emit, say
+    from chromtune.tracking import TrialLogger, stopped_early
 
     args, space = plan.args, plan.spaces[stage]
     name = f"fold{fold}-stage{stage}"
     done = plan.storage.read_text(f"{name}.json")
     if done is not None:
+        emit(("stage_done", fold, stage))
         return json.loads(done)
     label = f"fold {fold} stage {stage}"
     STOP.check(f"{label} (not started)")
     tags = {"chromtune.level": "stage", "arch": args.arch, "fold": fold, "stage": stage,
             "paradigm": args.paradigm, "mean": args.with_mean}
-    stage_run = tracker.hierarchy_run(f"{plan.key}/{name}", label, parent_run, tags,
+    stage_run = tracker.hierarchy_run(f"{plan.key}/{name}", f"{plan.label} {label}", parent_run, tags,
                                       {"sampler": space.sampler, "num_samples": space.num_samples, **space.fixed})
     # "epochs" always present: the scheduler's last rung and the test for a trial stopped early
     param_space = {**plan.base, "epochs": TrainConfig.epochs, **space.fixed, "stage": stage, "fold": fold, "init": init,
@@ -70,7 +72,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     trainable = tune.with_resources(sweep_trial, resources)
     logger = TrialLogger(plan.tracking_uri, plan.experiment, plan.key, stage_run,
                          {k: v for k, v in tags.items() if k != "chromtune.level"}, list(space.params), label,
-                         space.num_samples)
+                         space.num_samples, run_prefix=plan.label, say=say)
     path = plan.storage.uri_of(name)
     if tune_state_saved(plan.storage, name):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
@@ -87,10 +89,12 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
                                         max_concurrent_trials=concurrency(plan, space.num_samples), reuse_actors=False),
-            run_config=tune.RunConfig(name=name, storage_path=plan.storage.uri_of(), verbose=0, callbacks=[logger, StopTune()],
+            run_config=tune.RunConfig(name=name, storage_path=plan.storage.uri_of(), verbose=0,
+                                      callbacks=[logger, StopTune(), ProgressCallback(fold, stage)],
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
+    emit(("stage", fold, stage, tracker.finished_trials(parent=stage_run)))  # finished before a --resume
     results = tuner.fit()
     if STOP.tune_stopped:  # Tune saved its state and stopped the running trials: resumable, not selectable
         tracker.kill_orphans(parent=stage_run)
@@ -99,8 +103,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
         raise Interrupted(f"{label} ({finished} of {space.num_samples} trials finished)")
     recorded = logger.record_unlogged(results)
     if recorded:
-        print(f"[{label}] {recorded} finished trial(s) had no FINISHED MLflow run; recorded from Tune's results",
-              flush=True)
+        say(f"[{label}] {recorded} finished trial(s) had no FINISHED MLflow run; recorded from Tune's results")
     tracker.delete_trials(stage_run, status="KILLED")
     finished = [r for r in results if r.error is None and _has_checkpoint(r)]
     if not finished:
@@ -118,8 +121,12 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     tracker.log_metrics_once(stage_run, {"best_valid_auprc": choice["best_valid_auprc"]})
     tracker.set_tags(stage_run, {f"selected.{k}": v for k, v in choice["params"].items()})
     tracker.finish(stage_run)
-    print(f"[{label}] selected {choice['params']} valid_auprc={choice['best_valid_auprc']:.4f}", flush=True)
+    stopped = sum(stopped_early(r.config, r.metrics) for r in finished)
+    say(f"[{label}] selected {choice['params']} valid_auprc={choice['best_valid_auprc']:.4f}"
+        + (f" ({stopped} of {len(results)} trials stopped early)" if space.asha else ""))
     plan.storage.write_text(f"{name}.json", json.dumps(choice, indent=1))
+    emit(("stage_done", fold, stage))
+    prune_checkpoints(plan.storage, results)
     return choice
 
 
@@ -134,6 +141,21 @@ def top_rung(finished: list) -> list:
         return full
     furthest = max(int(r.metrics.get("epoch") or 0) for r in finished)
     return [r for r in finished if int(r.metrics.get("epoch") or 0) == furthest]
+
+
+def prune_checkpoints(storage: Storage, results) -> None:
+    """Once the stage's choice is copied to ``<stage>-selected`` and recorded (``<stage>.json``), no
+    later step, ``--resume`` included, reads its trials' checkpoints: delete them (Tune's own per
+    trial, or a TorchTrainer trial's Train run). Tune's experiment state and results stay."""
+    for result in results:
+        if result.checkpoint is not None:
+            fs = result.checkpoint.filesystem
+            for info in fs.get_file_info(pafs.FileSelector(result.path, allow_not_found=True)):
+                if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+                    fs.delete_dir(info.path)
+        trial_id = (result.metrics or {}).get("trial_id")
+        if trial_id and storage.exists(f"train-{trial_id}"):
+            storage.fs.delete_dir(storage.path(f"train-{trial_id}"))
 
 
 def tune_state_saved(storage: Storage, name: str) -> bool:

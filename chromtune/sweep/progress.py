@@ -1,0 +1,234 @@
+"""Live progress of a sweep: one status line for the whole run, above it one line per finished trial.
+
+The status line reads, for example::
+
+    resnet tune+mean | 12:04 | folds 1/5 | trials 14/60 done, 2 running | about 41 min left
+
+On a terminal it is redrawn in place every second; elsewhere (a log file, ``ray job logs``) it is a
+plain line every 30 s. The estimate scales the wall time per trial finished in this run (since the
+first trial started) to the trials left.
+
+Events come from wherever a fold runs. In the driver's process they go straight to its
+:class:`Progress`; a fold in a process of its own (folds at once) sends them through a
+multiprocessing queue that the driver's reader thread hands to the same Progress (:func:`connect`,
+:func:`relay`). Lines about trials and stages are events too (:func:`say`), so only the driver
+writes to the terminal and the status line stays below them. Events are idempotent (sets of
+trial ids), so a trial that Tune starts again, or that ``--resume`` finds finished, counts once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from typing import Callable, Iterable
+
+from ray import tune
+
+_sink: Callable[[tuple], None] | None = None  # where this process's events go (None: printed plainly)
+
+CLEAR = "\r\x1b[K"
+
+
+def emit(event: tuple) -> None:
+    """Hand an event to the sweep's Progress (in this process or through the driver's queue)."""
+    if _sink is not None:
+        _sink(event)
+
+
+def say(text: str) -> None:
+    """Print a line of the sweep (above its status line when one is shown)."""
+    if _sink is None:
+        print(text, flush=True)
+    else:
+        _sink(("line", text))
+
+
+def connect(queue) -> None:
+    """In a fold process: send this process's events to the driver through ``queue``."""
+    global _sink
+    _sink = queue.put
+
+
+def relay(queue, progress: "Progress") -> threading.Thread:
+    """In the driver: a thread that hands the fold processes' events to ``progress`` until it
+    reads ``None``."""
+    def run():
+        for event in iter(queue.get, None):
+            progress.handle(event)
+
+    thread = threading.Thread(target=run, name="chromtune-progress-relay", daemon=True)
+    thread.start()
+    return thread
+
+
+def clock(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on."""
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def left_text(seconds: float) -> str:
+    if seconds < 90:
+        return "about 1 min left"
+    if seconds < 5400:
+        return f"about {round(seconds / 60)} min left"
+    return f"about {seconds / 3600:.1f} h left"
+
+
+class Progress:
+    """A sweep's counters and the status line drawn from them (thread-safe); a context manager
+    that draws the line while it is open and makes itself this process's event sink."""
+
+    def __init__(self, folds: int, stage_trials: dict[int, int], label: str = "", stream=None,
+                 interval: float | None = None, clock_fn: Callable[[], float] = time.monotonic):
+        self.stream = stream or sys.stdout
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = interval or (1.0 if self.tty else 30.0)
+        self.folds, self.stage_trials, self.label = folds, dict(stage_trials), label
+        self.now = clock_fn
+        self.started = self.now()
+        self.first_start: float | None = None  # the first trial started in this run
+        self.folds_done: set[int] = set()
+        self.stages_done: set[tuple[int, int]] = set()
+        self.finished: dict[tuple[int, int], set[str]] = {}
+        self.running: set[tuple[int, int, str]] = set()
+        self.ended_here: set[tuple[int, int, str]] = set()  # finished in this run: the estimate's basis
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shown = False  # a status line is on the terminal, to be cleared before the next line
+
+    # events -----------------------------------------------------------------------------------
+    def handle(self, event: tuple) -> None:
+        kind, *rest = event
+        with self._lock:
+            if kind == "line":
+                self._write_line(rest[0])
+            elif kind == "start":
+                fold, stage, trial = rest
+                if trial not in self.finished.get((fold, stage), ()):
+                    self.running.add((fold, stage, trial))
+                    self.first_start = self.first_start or self.now()
+            elif kind == "end":
+                fold, stage, trial = rest
+                self.running.discard((fold, stage, trial))
+                if trial not in self.finished.setdefault((fold, stage), set()):
+                    self.finished[(fold, stage)].add(trial)
+                    self.ended_here.add((fold, stage, trial))
+            elif kind == "stage":  # a stage begins: the trials that finished before it (--resume)
+                fold, stage, finished = rest
+                self.finished[(fold, stage)] = set(finished)
+            elif kind == "stage_done":
+                self.stages_done.add(tuple(rest))
+                self.running = {key for key in self.running if key[:2] != tuple(rest)}
+            elif kind == "fold_done":
+                self.folds_done.add(rest[0])
+
+    def seed(self, stages_done: Iterable[tuple[int, int]], finished: dict[tuple[int, int], set[str]],
+             folds_done: Iterable[int]) -> None:
+        """What an earlier run of this sweep finished (``--resume``): it counts as done from the start."""
+        with self._lock:
+            self.stages_done |= set(stages_done)
+            for key, trials in finished.items():
+                self.finished.setdefault(key, set()).update(trials)
+            self.folds_done |= set(folds_done)
+
+    # the line ---------------------------------------------------------------------------------
+    @property
+    def total(self) -> int:
+        return self.folds * sum(self.stage_trials.values())
+
+    def done_trials(self) -> int:
+        count = 0
+        for fold in range(self.folds):
+            for stage, size in self.stage_trials.items():
+                done = (fold, stage) in self.stages_done or fold in self.folds_done
+                count += size if done else min(size, len(self.finished.get((fold, stage), ())))
+        return count
+
+    def status(self) -> str:
+        with self._lock:
+            now = self.now()
+            done, total = self.done_trials(), self.total
+            parts = ([self.label] if self.label else []) + [
+                clock(now - self.started), f"folds {len(self.folds_done)}/{self.folds}",
+                f"trials {done}/{total} done, {len(self.running)} running"]
+            if self.ended_here and self.first_start is not None and done < total:
+                per_trial = (now - self.first_start) / len(self.ended_here)
+                parts.append(left_text(per_trial * (total - done)))
+            elif done < total:
+                parts.append("estimate after the first trial")
+            return " | ".join(parts)
+
+    def _fit(self, text: str) -> str:
+        width = shutil.get_terminal_size((100, 24)).columns if self.tty else 100
+        return text if len(text) < width else text[:width - 2] + "…"
+
+    def _write_line(self, text: str) -> None:
+        if self._shown:
+            self.stream.write(CLEAR)
+        self.stream.write(text + "\n")
+        if self._shown:
+            self.stream.write(self._fit(self.status()))
+        self.stream.flush()
+
+    def draw(self) -> None:
+        with self._lock:
+            if self.tty:
+                self.stream.write(CLEAR + self._fit(self.status()))
+                self._shown = True
+            else:
+                self.stream.write(self.status() + "\n")
+            self.stream.flush()
+
+    def clear(self) -> None:
+        """Take the status line off the terminal (before another line, or an exit)."""
+        with self._lock:
+            if self._shown:
+                self.stream.write(CLEAR)
+                self.stream.flush()
+                self._shown = False
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.draw()
+
+    def __enter__(self) -> "Progress":
+        global _sink
+        _sink = self.handle
+        self.draw()
+        self._thread = threading.Thread(target=self._loop, name="chromtune-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _sink
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.clear()
+        with self._lock:
+            self.stream.write(self.status() + "\n")
+            self.stream.flush()
+        _sink = None
+
+
+class ProgressCallback(tune.Callback):
+    """A Tune callback in the process running a (fold, stage) experiment: its trials' starts and
+    ends, as events. It holds only the fold and stage, so it pickles with Tune's state and works
+    again in whatever process restores it."""
+
+    def __init__(self, fold: int, stage: int):
+        self.fold, self.stage = fold, stage
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        emit(("start", self.fold, self.stage, trial.trial_id))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        emit(("end", self.fold, self.stage, trial.trial_id))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        emit(("end", self.fold, self.stage, trial.trial_id))

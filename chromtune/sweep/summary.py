@@ -1,0 +1,120 @@
+"""The end of a sweep: the per-fold table, where each fold's selected model is, what to run next.
+
+    summary_table(results)     fold x (model, both baselines) x (AUPRC, AUROC, cell-type-specific
+                               AUPRC) and the mean row: the sweep's summary.csv / summary.md
+    closing_text(...)          what the sweep prints at its end (fits 100 columns)
+    storage_bytes(storage)     what the sweep keeps in its storage
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from chromtune.train.evaluate import RESULT_NAMES
+
+SHORT = {"model": "model", "mean_baseline": "mean", "weighted_mean_baseline": "RNA-wtd"}
+COLUMNS = (("AUPRC", "test AUPRC"), ("AUROC", "test AUROC"), ("specific AUPRC", "cell-type-specific AUPRC"))
+CELL = 8
+WIDTH = 100
+
+
+def summary_table(results: list[dict]) -> pd.DataFrame:
+    """One row per fold and the mean; columns ``<name> AUPRC``, ``<name> AUROC`` and
+    ``<name> specific AUPRC`` for the model and both baselines."""
+    rows = []
+    for result in results:
+        row = {"fold": result["fold"]}
+        for name in RESULT_NAMES:
+            row[f"{name} AUPRC"] = round(result[name]["auprc"], 4)
+            row[f"{name} AUROC"] = round(result[name]["auroc"], 4)
+            row[f"{name} specific AUPRC"] = round(result[name].get("auprc_specific", float("nan")), 4)
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("fold")
+    table.loc["mean"] = table.mean().round(4)
+    return table
+
+
+def table_text(table: pd.DataFrame) -> str:
+    """The table in about 80 columns: each metric a group of model, mean and RNA-weighted mean."""
+    groups = [(column, title) for column, title in COLUMNS
+              if any(f"{n} {column}" in table.columns for n in RESULT_NAMES)]
+    lines = ["fold  " + "  ".join(f"{title:^{3 * CELL}}" for _, title in groups),
+             "      " + "  ".join("".join(f"{SHORT[n]:>{CELL}}" for n in RESULT_NAMES) for _ in groups)]
+    for fold, row in table.iterrows():
+        cells = "  ".join("".join(_number(row.get(f"{n} {column}")) for n in RESULT_NAMES) for column, _ in groups)
+        lines.append(f"{str(fold):<6}{cells}")
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    return f"{'–':>{CELL}}" if value is None or pd.isna(value) else f"{value:>{CELL}.4f}"
+
+
+def wins_text(table: pd.DataFrame) -> str:
+    """On how many folds the model beats both baselines in test AUPRC."""
+    folds = table.drop(index="mean")
+    wins = int(((folds["model AUPRC"] > folds["mean_baseline AUPRC"])
+                & (folds["model AUPRC"] > folds["weighted_mean_baseline AUPRC"])).sum())
+    return f"the model beats both baselines in test AUPRC on {wins} of {len(folds)} fold(s)"
+
+
+def human_bytes(size: float) -> str:
+    """Decimal units: 123,456,789 bytes -> ``123.5 MB``."""
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("kB", "MB", "GB"):
+        size /= 1000
+        if size < 1000 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+def storage_bytes(storage) -> int:
+    """Bytes under a sweep's storage (a folder or a bucket prefix)."""
+    found = storage.fs.get_file_info(pafs.FileSelector(storage.root, recursive=True, allow_not_found=True))
+    return sum(info.size or 0 for info in found if info.type == pafs.FileType.File)
+
+
+@dataclass
+class FoldModel:
+    """Where a fold's selected model is: its MLflow fold run and its best.pt."""
+
+    fold: int
+    run_id: str
+    best_pt: str
+    params: dict
+
+
+def closing_text(key: str, table: pd.DataFrame, models: list[FoldModel], sweep_run: str, storage_uri: str,
+                 stored: int, tracking_uri: str, experiment: str, default_store: bool) -> str:
+    """The sweep's last lines: the table, the selected models, the next commands, the storage.
+    ``default_store``: the MLflow store is ./mlflow.db, which the commands find without flags."""
+    lines = [f"{key}: test metrics on the held-out cell types", table_text(table),
+             "(mean, RNA-wtd: the mean-accessibility and RNA-weighted mean baselines, on the model's pairs)",
+             wins_text(table), "", "selected models (MLflow fold run, its parameters, its best.pt):"]
+    models = sorted(models, key=lambda m: m.fold)
+    for model in models:
+        params = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in model.params.items())
+        lines.append(f"  fold {model.fold}  run {model.run_id}  {params}".rstrip())
+        lines.append(f"    {model.best_pt}")
+    store = "" if default_store else f" --backend-store-uri {tracking_uri}"
+    uri = "" if default_store else f" --tracking-uri {tracking_uri}"
+    first = models[0].run_id if models else "RUN_ID"
+    commands = [(f"mlflow ui{store}", "the runs (in this folder)"),
+                (f"chromtune compare --experiment {experiment}{uri}", "tests over folds and cell types, figures"),
+                (f"chromtune predict --model {first} --expression TPM.tsv --out preds.h5{uri}",
+                 f"new cell types from RNA alone: fold {models[0].fold if models else 0}'s model"),
+                (f"chromtune predict --model {sweep_run} --expression TPM.tsv --out preds.h5{uri}",
+                 "the same with every fold's model (the sweep run: their mean)")]
+    lines += ["", "next:"] + [_command(command, note) for command, note in commands]
+    lines.append(f"storage: {human_bytes(stored)} in {storage_uri}")
+    return "\n".join(lines)
+
+
+def _command(command: str, note: str) -> str:
+    """``  command  # note``; the note on a line of its own above where that would pass WIDTH columns."""
+    line = f"  {command}"
+    return f"{line}  # {note}" if len(line) + 4 + len(note) <= WIDTH else f"  # {note}\n{line}"
