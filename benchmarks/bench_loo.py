@@ -7,6 +7,11 @@ the two (chromtune.compare.statistics: Wilcoxon over test cell types, corrected 
 
     python benchmarks/bench_loo.py --out loo-runs                      # 5 folds, one grid point per stage
     python benchmarks/bench_loo.py --out loo-runs --folds-run 0 1 2    # a subset of the 5 folds
+    python benchmarks/bench_loo.py --out loo-runs --from-sweep ray_results/SWEEP_KEY
+
+With --from-sweep, each fold's reference run is the finished sweep's selected stage-2 model (its
+hyperparameters chosen on the fold's own validation cell types); the leave-one-out run repeats it with
+the same stage-1 checkpoint, hyperparameters and seed, so the two differ only in the mean feature.
 
 Finished runs (metrics.json present) are reused, so an interrupted measurement continues.
 """
@@ -43,6 +48,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--stage2", default="256,0.001,3,10240", help="batch size, lr, epochs, samples per epoch")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--from-sweep", help="a finished sweep's storage folder: its selected models are the reference runs")
     return p.parse_args()
 
 
@@ -71,22 +77,40 @@ def feature_auprc(cfg: TrainConfig) -> dict:
     return {"reference": auprc(y, np.broadcast_to(counts / n, y.shape)), "loo": auprc(y, (counts - y) / (n - 1))}
 
 
+def grid_point_runs(args, fold: int, root: Path) -> dict[str, tuple[TrainConfig, Path]]:
+    """Stage 1 at one grid point, then both stage-2 variants from it, at one grid point."""
+    common = dict(data=args.data or str(demo_path()), arch=args.arch, width=args.width, folds=args.folds,
+                  seed=args.seed, threads=args.threads)
+    stage1 = TrainConfig(stage=1, fold=fold, **common, **budget(args.stage1))
+    train(stage1, root / f"fold{fold}" / "s1")
+    return {variant: (TrainConfig(stage=2, fold=fold, init=str(root / f"fold{fold}" / "s1"), mean_feature=variant,
+                                  evaluate_test=True, **common, **budget(args.stage2)),
+                      root / f"fold{fold}" / f"s2-{variant}")
+            for variant in VARIANTS}
+
+
+def sweep_runs(sweep: Path, fold: int, root: Path) -> dict[str, tuple[TrainConfig, Path]]:
+    """The sweep's selected stage-2 model (the reference feature) and its leave-one-out twin."""
+    selected = json.loads((sweep / f"fold{fold}-stage2.json").read_text())
+    reference = TrainConfig.from_dict({**selected["config"], "evaluate_test": True})
+    if reference.mean_feature != "reference":
+        raise SystemExit(f"--from-sweep {sweep}: its stage 2 used --mean-feature {reference.mean_feature}")
+    loo = TrainConfig.from_dict({**selected["config"], "mean_feature": "loo", "evaluate_test": True})
+    return {"loo": (loo, root / f"fold{fold}" / "s2-loo"), "reference": (reference, sweep / f"fold{fold}-selected")}
+
+
 def main() -> None:
     args = parse()
-    data = args.data or str(demo_path())
     root = Path(args.out)
-    common = dict(data=data, arch=args.arch, width=args.width, folds=args.folds, seed=args.seed, threads=args.threads)
     rows, cells, ratios = [], [], []
-    for fold in args.folds_run or range(args.folds):
+    folds = args.folds_run if args.folds_run is not None else range(args.folds)
+    for fold in folds:
         print(f"fold {fold}", flush=True)
-        stage1 = TrainConfig(stage=1, fold=fold, **common, **budget(args.stage1))
-        train(stage1, root / f"fold{fold}" / "s1")
-        features = feature_auprc(stage1)
+        runs = sweep_runs(Path(args.from_sweep), fold, root) if args.from_sweep else grid_point_runs(args, fold, root)
+        features = feature_auprc(runs["loo"][0])
         for variant in VARIANTS:
-            cfg = TrainConfig(stage=2, fold=fold, init=str(root / f"fold{fold}" / "s1"), mean_feature=variant,
-                              evaluate_test=True,
-                              **common, **budget(args.stage2))
-            metrics = train(cfg, root / f"fold{fold}" / f"s2-{variant}")
+            cfg, out = runs[variant]
+            metrics = train(cfg, out)
             test = metrics["test"]["model"]
             rows.append({"fold": fold, "variant": variant, "test_auprc": test["auprc"], "test_auroc": test["auroc"],
                          "test_auprc_specific": test.get("auprc_specific", float("nan")),
