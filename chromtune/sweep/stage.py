@@ -85,10 +85,12 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
                                    max_t=param_space["epochs"], **space.asha) if space.asha else None)
         searcher = OptunaSearch(space.distributions(), metric="valid_auprc", mode="max",
                                 sampler=space.optuna_sampler(args.seed + 100 * fold + stage))
+        # reuse_actors: a trial process (torch, Ray and chromtune imported: ~6 CPU s) goes on to the
+        # stage's next trial; every trial still seeds and builds its own model and optimiser.
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
-                                        max_concurrent_trials=concurrency(plan, space.num_samples), reuse_actors=False),
+                                        max_concurrent_trials=concurrency(plan, space.num_samples), reuse_actors=True),
             run_config=tune.RunConfig(name=name, storage_path=plan.storage.uri_of(), verbose=0,
                                       callbacks=[logger, StopTune(), ProgressCallback(fold, stage)],
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
