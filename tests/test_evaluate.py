@@ -12,7 +12,7 @@ from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
 from chromtune.train import evaluate, metrics
 from chromtune.train.baselines import mean_baseline, weighted_mean_baseline
-from chromtune.train.config import TrainConfig
+from chromtune.train.config import DEMO_VALID_PAIRS, DEMO_WIDTH, TrainConfig
 from chromtune.train.metrics import StreamingMetrics, evaluate_scores, mean_task_auprc
 from chromtune.train.runner import run_training
 from chromtune.train.task import FoldTask
@@ -215,6 +215,9 @@ def test_sweep_flags_set_the_bounded_evaluation(tmp_path, monkeypatch):
     base = plan("--valid-bins", "all", "--valid-pairs", "1000", "--test-every", "5").base
     assert (base["valid_bins"], base["valid_pairs"], base["test_every"]) == (0, 1000, 5)
     assert plan().base["test_max_pairs"] == 1_000_000
+    demo = plan().base  # the embedded demo's sizes unless the flags say otherwise
+    assert (demo["width"], demo["valid_pairs"]) == (DEMO_WIDTH, DEMO_VALID_PAIRS)
+    assert plan("--width", "0.5").base["width"] == 0.5
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--valid-pairs", "0"])
     with pytest.raises(UserError, match="--test-every -1"):

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mean-feature", default="reference", choices=MEAN_FEATURES,
                    help="stage-2 training pairs' mean input: loo (never the pair's own label) or reference "
                         "(own label included, as the reference implementation)")
-    p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; demo 0.25)")
+    p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; 0.125 on the demo data set)")
     p.add_argument("--eval-every", type=int, default=1, metavar="K",
                    help="thin the held-out bins to every K-th (genome-scale data); part of the split, so a "
                         "search space cannot set it")

@@ -19,7 +19,7 @@ from typing import Sequence
 from chromtune.atomic import check_output_folder
 from chromtune.cli import add_evaluation_flags, command_parser
 from chromtune.errors import UserError, run_cli
-from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TrainConfig
+from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TrainConfig, size_defaults
 
 
 ARCH_NAMES = ("basset", "factorized", "resnet")  # chromtune.models.ARCHITECTURES, without importing torch
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples-per-epoch", type=int, default=6400,
                    help="training samples per epoch (the budget: a larger batch takes fewer steps)")
     p.add_argument("--width", type=float, default=None,
-                   help="channel multiplier (default: 1.0, 0.25 on the demo data set; stage 2: --init's)")
+                   help="channel multiplier (default: 1.0, 0.125 on the demo data set; stage 2: --init's)")
     p.add_argument("--test-chroms", default="", metavar="LIST",
                    help="comma-separated chromosomes held out of all training and used for the test")
     p.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K-th bin")
@@ -102,15 +102,17 @@ def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
     if args.arch not in ARCH_NAMES:
         raise UserError(f"--arch {args.arch!r}: unknown architecture; valid names: {', '.join(ARCH_NAMES)}")
     stage1 = args.stage == 1
+    sizes = size_defaults(on_demo=not args.data)
     return TrainConfig(
         data=data, arch=args.arch, stage=args.stage, fold=args.fold, folds=args.folds, split=args.split,
         seed=args.seed, lr=args.lr or (2e-3 if stage1 else 1e-3),
         batch_size=args.batch_size or (128 if stage1 else 256), epochs=args.epochs,
-        samples_per_epoch=args.samples_per_epoch, width=args.width or (1.0 if args.data else 0.25),
+        samples_per_epoch=args.samples_per_epoch, width=args.width or sizes["width"],
         paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature, head=args.head,
         init=args.init,
         test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every,
-        valid_bins=args.valid_bins, valid_pairs=args.valid_pairs, test_every=args.test_every,
+        valid_bins=args.valid_bins,
+        valid_pairs=sizes["valid_pairs"] if args.valid_pairs is None else args.valid_pairs, test_every=args.test_every,
         test_max_pairs=args.test_max_pairs, evaluate_test=args.evaluate_test, bf16=args.bf16,
         threads=int(args.cpus_per_worker),
     )

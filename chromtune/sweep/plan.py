@@ -15,7 +15,7 @@ from chromtune.errors import UserError
 from chromtune.models import ARCHITECTURES
 from chromtune.search_space import SearchSpace, load_search_space
 from chromtune.storage import Storage
-from chromtune.train.config import TrainConfig
+from chromtune.train.config import TrainConfig, size_defaults
 from chromtune.sweep.lease import LEASE_NAME
 
 
@@ -79,17 +79,18 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
         spaces = {stage: space.shrunk() for stage, space in spaces.items()}
     if not args.early_stopping:  # every grid point trains its whole budget
         spaces = {stage: replace(space, asha=None) for stage, space in spaces.items()}
-    width = args.width or (1.0 if args.data else 0.25)
+    sizes = size_defaults(on_demo=not args.data)
     mean_tag = "mean" if args.with_mean else "nomean"
     variant = ("-ref" if args.split == "reference" else "") + ("-meanloo" if args.mean_feature == "loo" else "")
     key = f"{Path(data).stem}-{args.arch}-{args.paradigm}-{mean_tag}-k{args.folds}-s{args.seed}{variant}" + \
           ("-smoke" if args.smoke_test else "")
     storage = Storage(args.storage).child(key)
     local = Path(storage.root) if not storage.is_uri else Path(tempfile.gettempdir()) / "chromtune-sweeps" / key
-    base = dict(data=data, arch=args.arch, folds=args.folds, split=args.split, seed=args.seed, width=width,
-                paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature,
+    base = dict(data=data, arch=args.arch, folds=args.folds, split=args.split, seed=args.seed,
+                width=args.width or sizes["width"], paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature,
                 threads=max(1, int(args.cpus_per_worker)), eval_every=args.eval_every, valid_bins=args.valid_bins,
-                valid_pairs=args.valid_pairs, test_every=args.test_every, test_max_pairs=args.test_max_pairs)
+                valid_pairs=sizes["valid_pairs"] if args.valid_pairs is None else args.valid_pairs,
+                test_every=args.test_every, test_max_pairs=args.test_max_pairs)
     TrainConfig(**base)  # a bad setting is one line now, not a failed trial later
     return SweepPlan(args, data, base, spaces, key, storage, local, tracking_uri,
                      args.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types, folds)
