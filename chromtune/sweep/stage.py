@@ -47,6 +47,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     from ray.tune.search.optuna import OptunaSearch
 
     from chromtune.sweep.progress import ProgressCallback, emit, say
+    from chromtune.sweep.summary import params_text
     from chromtune.tracking import TrialLogger, stopped_early
 
     args, space = plan.args, plan.spaces[stage]
@@ -124,7 +125,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     tracker.set_tags(stage_run, {f"selected.{k}": v for k, v in choice["params"].items()})
     tracker.finish(stage_run)
     stopped = sum(stopped_early(r.config, r.metrics) for r in finished)
-    say(f"[{label}] selected {choice['params']} valid_auprc={choice['best_valid_auprc']:.4f}"
+    say(f"[{label}] selected {params_text(choice['params'])} valid_auprc={choice['best_valid_auprc']:.4f}"
         + (f" ({stopped} of {len(results)} trials stopped early)" if space.asha else ""))
     plan.storage.write_text(f"{name}.json", json.dumps(choice, indent=1))
     emit(("stage_done", fold, stage))

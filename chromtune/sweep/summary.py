@@ -78,6 +78,11 @@ def storage_bytes(storage) -> int:
     return sum(info.size or 0 for info in found if info.type == pafs.FileType.File)
 
 
+def params_text(params: dict) -> str:
+    """``batch_size=256 lr=0.001``: searched parameters as a line shows them."""
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 @dataclass
 class FoldModel:
     """Where a fold's selected model is: its MLflow fold run and its best.pt."""
@@ -97,8 +102,7 @@ def closing_text(key: str, table: pd.DataFrame, models: list[FoldModel], sweep_r
              wins_text(table), "", "selected models (MLflow fold run, its parameters, its best.pt):"]
     models = sorted(models, key=lambda m: m.fold)
     for model in models:
-        params = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in model.params.items())
-        lines.append(f"  fold {model.fold}  run {model.run_id}  {params}".rstrip())
+        lines.append(f"  fold {model.fold}  run {model.run_id}  {params_text(model.params)}".rstrip())
         lines.append(f"    {model.best_pt}")
     store = "" if default_store else f" --backend-store-uri {tracking_uri}"
     uri = "" if default_store else f" --tracking-uri {tracking_uri}"
