@@ -57,6 +57,12 @@ def resolve_tracking_uri(uri: str | None, flag: str = "--tracking-uri") -> str:
     return uri
 
 
+def is_default_store(uri: str) -> bool:
+    """Whether ``uri`` (resolved) is ./mlflow.db, the store that ``mlflow ui`` and chromtune's
+    commands open when given no URI."""
+    return uri == SQLITE + str(Path(DEFAULT_TRACKING_URI[len(SQLITE):]).absolute())
+
+
 def artifact_root(tracking_uri: str) -> str | None:
     """Where a new experiment keeps its artifacts: ``mlartifacts/`` beside an SQLite store (MLflow's
     own default is ``./mlruns`` in whatever folder the driver runs in); a server decides for itself."""

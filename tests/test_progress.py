@@ -178,3 +178,12 @@ def test_trial_concurrency_follows_the_cluster(monkeypatch, capacity, slots, fol
     plan = SimpleNamespace(args=args, spaces={1: SimpleNamespace(num_samples=6), 2: SimpleNamespace(num_samples=6)})
     assert sweep_plan.concurrency(plan, 6) == min(slots, 6)  # an unbounded autoscaler: the whole grid at once
     assert sweep_plan.concurrent_folds(plan) == folds
+
+
+def test_the_default_store_is_mlflow_db_in_this_folder(tmp_path, monkeypatch):
+    from chromtune.tracking import is_default_store, resolve_tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlflow.db").mkdir()  # the summary's check never validates: a folder there is not its business
+    assert is_default_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert not is_default_store(resolve_tracking_uri(f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}"))

@@ -91,7 +91,7 @@ def run_sweep(plan: SweepPlan) -> str:
     """One sweep from its start or --resume to its end, under a live progress line; its closing text."""
     from chromtune.data.shared import release_shared
     from chromtune.ray_runtime import check_resources, check_shared_storage, is_multi_node, start_ray
-    from chromtune.tracking import Tracker, resolve_tracking_uri
+    from chromtune.tracking import Tracker, is_default_store
 
     args = plan.args
     start_ray(args.address)
@@ -143,7 +143,7 @@ def run_sweep(plan: SweepPlan) -> str:
     plan.storage.write_text(DONE_MARKER, json.dumps({"sweep_run": sweep_run, "finished": time.time()}))
     return closing_text(plan.key, table, [fold_model(plan, tracker, result["fold"]) for result in results], sweep_run,
                         plan.storage.uri, storage_bytes(plan.storage), plan.tracking_uri, plan.experiment,
-                        plan.tracking_uri == resolve_tracking_uri(None))
+                        is_default_store(plan.tracking_uri))
 
 
 def fold_model(plan: SweepPlan, tracker, fold: int) -> FoldModel:
