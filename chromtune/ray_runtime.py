@@ -9,7 +9,7 @@ into the machine's routable address unless its single-machine mode is on (the
 when Ray is imported); with it, GCS, raylet, workers, the driver and the agents bind to 127.0.0.1.
 The Prometheus metrics endpoint, which answers anyone who reaches it, is not started
 (``enable_metrics_collection`` off), and neither is the dashboard. A test lists the listening
-sockets of a running local Ray's processes (tests/test_ray_runtime.py).
+sockets of every process of a running sweep (tests/test_wheel.py).
 """
 
 from __future__ import annotations

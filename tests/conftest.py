@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -106,3 +115,124 @@ def small_dataset_file(tmp_path, small_dataset):
     path = tmp_path / "small.h5"
     write_dataset(path, small_dataset)
     return path
+
+
+# -- chromtune installed from its wheel, and the smoke sweep that installation runs --------------
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE_SWEEP = ["--arch", "basset", "--folds", "2", "--smoke-test", "--stage2-space", "stage2_tpe"]
+
+
+@dataclass
+class Installed:
+    """A fresh venv holding chromtune's wheel (its other packages are the running environment's)."""
+
+    wheel: Path
+    venv: Path
+    python: Path
+    env: dict  # the environment its commands run in: no PYTHONPATH, so nothing reaches this checkout
+
+    def command(self, name: str = "chromtune") -> Path:
+        return self.venv / "bin" / name
+
+
+@pytest.fixture(scope="session")
+def installed_chromtune(tmp_path_factory) -> Installed:
+    """Build the wheel from the tracked files and install it with ``--no-deps --no-index`` in a new
+    venv. A .pth file puts the running interpreter's site-packages behind the venv's own (torch, Ray,
+    MLflow, ...); its .pth files are not run, so an editable chromtune there is not reached."""
+    import site
+
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "src"
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if name.startswith(("chromtune/", "pyproject.toml", "README.md")):
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(root / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (root / "dist").glob("chromtune-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                                "--no-index", "-q", "--disable-pip-version-check", str(wheel)],
+                               capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    running = [p for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()]
+    (Path(purelib) / "running_environment.pth").write_text("\n".join(running) + "\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    env.update(PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0", PATH=f"{venv / 'bin'}:{env.get('PATH', '')}")
+    return Installed(wheel=wheel, venv=venv, python=python, env=env)
+
+
+@dataclass
+class SweepRun:
+    """A finished sweep: its folder and log, and what the listening-socket sampler saw."""
+
+    workdir: Path
+    log: str
+    listening: set = field(default_factory=set)  # (process name, address, port)
+    samples: int = 0
+    samples_with_trials: int = 0  # samples taken while a Tune trial's process was alive
+
+
+def listening_sockets(root) -> tuple[set, bool]:
+    """The listening inet sockets of ``root``'s whole process tree, and whether a Tune trial runs in it."""
+    import psutil
+
+    found, trial = set(), False
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return found, trial
+    for process in processes:
+        try:
+            name = process.name()
+            connections = process.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        trial |= name.startswith("ray::ImplicitFunc")
+        found |= {(name, c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
+    return found, trial
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep_run(installed_chromtune, tmp_path_factory) -> SweepRun:
+    """``chromtune sweep --smoke-test`` (basset, 2 folds; stage 1 a grid, stage 2 TPE; ASHA in both),
+    run by the wheel-installed console script from an empty folder, as a user runs it, in its own
+    process group. Every second the listening sockets of its process tree (driver, GCS, raylet,
+    agents, workers) are sampled."""
+    import psutil
+
+    workdir = tmp_path_factory.mktemp("sweep")
+    cache = tmp_path_factory.mktemp("cache")
+    log_path = workdir.parent / f"{workdir.name}.log"
+    run = SweepRun(workdir=workdir, log="")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([str(installed_chromtune.command()), "sweep", *SMOKE_SWEEP], cwd=workdir,
+                                env={**installed_chromtune.env, "CHROMTUNE_CACHE": str(cache)},
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        root = psutil.Process(proc.pid)
+        deadline = time.time() + 900
+        while proc.poll() is None and time.time() < deadline:
+            sockets, trial = listening_sockets(root)
+            run.listening |= sockets
+            run.samples += 1
+            run.samples_with_trials += trial
+            time.sleep(1)
+        code = proc.wait(timeout=max(1.0, deadline - time.time()))
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever the sweep left behind
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+    run.log = log_path.read_text()
+    assert code == 0, run.log[-3000:]
+    return run

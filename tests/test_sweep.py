@@ -75,10 +75,10 @@ def runs_by_level(workdir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def smoke_sweep(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("sweep")
-    log = finish(sweep_process(workdir, "--stage2-space", "stage2_tpe"))  # stage 1 a grid, stage 2 TPE; ASHA in both
-    return workdir, log
+def smoke_sweep(smoke_sweep_run):
+    """The smoke sweep run by chromtune installed from its wheel (conftest; tests/test_wheel.py checks
+    the installation and the sweep's listening sockets)."""
+    return smoke_sweep_run.workdir, smoke_sweep_run.log
 
 
 @pytest.mark.slow
