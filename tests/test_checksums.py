@@ -43,10 +43,10 @@ def test_every_dataset_written_has_a_digest_and_an_untouched_file_passes(tmp_pat
     assert set(verify_digests(path)) == expected
     code, out, err = inspect(path, capsys, "--json")
     assert code == 0 and err == ""
-    assert json.loads(out)["checksums"] == {"status": "verified", "algorithm": "blake2b-256",
+    assert json.loads(out)["checksums"] == {"status": "verified", "algorithm": "sha256",
                                             "datasets": sorted(expected)}
     code, out, _ = inspect(path, capsys)
-    assert code == 0 and f"{len(expected)} datasets match their blake2b-256 digests" in out
+    assert code == 0 and f"{len(expected)} datasets match their sha256 digests" in out
 
 
 def test_the_demo_file_has_digests_on_every_dataset(tmp_path):

@@ -1,14 +1,17 @@
-"""Digests of a data set file's numeric datasets, written as they stream out and checked by ``inspect``.
+"""Digests of a data set file's datasets, written as they stream out and checked by ``inspect``.
 
 The large arrays are contiguous and uncompressed (they are memory-mapped on open), so HDF5's
-Fletcher-32 filter, which needs chunked storage, cannot guard them. Instead each numeric dataset
-carries the attribute ``digest = "blake2b-256:<hex>"``: the BLAKE2b (32-byte) digest of its bytes as
-stored, in C order; a dataset of variable-length strings (names) hashes each string's UTF-8 bytes
-followed by a NUL. The file's attributes (bin size, stride, context, provenance) are not covered. Writers compute it from the blocks they write (:class:`DigestedDataset`), so
-writing costs no second pass over the file. Opening a data set never hashes it (a genome is
-gigabytes); :func:`verify_digests` reads every digested dataset in bounded blocks, and
-``chromtune inspect`` runs it. Files from older writers have no digests: they are reported as
-unchecked, not as damaged.
+Fletcher-32 filter, which needs chunked storage, cannot guard them. Instead each dataset carries
+the attribute ``digest = "sha256:<hex>"``: the SHA-256 digest of its bytes as stored, in C order;
+a dataset of variable-length strings (names) hashes each string's UTF-8 bytes followed by a NUL.
+The file's attributes (bin size, stride, context, provenance) are not covered. SHA-256 rather
+than BLAKE2b: with the SHA instructions of current x86 and ARM CPUs it hashes about twice as fast
+(benchmarks/bench_checksums.py).
+
+Writers compute the digest from the blocks they write (:class:`DigestedDataset`), so writing
+costs no second pass over the file. Opening a data set never hashes it (a genome is gigabytes);
+:func:`verify_digests` reads every digested dataset in bounded blocks, and ``chromtune inspect``
+runs it. Files from older writers have no digests: they are reported as unchecked, not as damaged.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 from chromtune.errors import UserError
 
 DIGEST_ATTR = "digest"
-ALGORITHM = "blake2b-256"
+ALGORITHM = "sha256"
 BLOCK_BYTES = 1 << 23  # bytes read per step of a verification: 8 MiB
 
 
@@ -31,7 +34,7 @@ class DigestMismatch(UserError):
 
 
 def _hasher():
-    return hashlib.blake2b(digest_size=32)
+    return hashlib.sha256()
 
 
 def _label(hasher) -> str:
