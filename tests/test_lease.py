@@ -91,3 +91,27 @@ def test_drivers_started_together_get_one_owner(storage):  # noqa: F811
     owner = leases[outcomes.index("owner")]
     assert json.loads(storage.read_text(LEASE_NAME))["owner"] == owner.token
     owner.release()
+
+
+def test_release_waits_for_a_heartbeat_in_flight(tmp_path, monkeypatch):
+    """A beat that is writing when the driver releases must not leave the lease behind."""
+    from chromtune.storage import Storage
+
+    storage = Storage(str(tmp_path / "store"))
+    writing = threading.Event()
+    write = Lease._write
+
+    def slow_write(self):
+        if threading.current_thread().name == "lease-heartbeat":
+            writing.set()
+            time.sleep(0.5)
+        write(self)
+
+    monkeypatch.setattr(Lease, "_write", slow_write)
+    lease = Lease(storage, "chromtune sweep")
+    lease.acquire(resume=False, force=False)
+    assert writing.wait(5)
+    lease.release()
+    time.sleep(0.7)
+    assert storage.read_text(LEASE_NAME) is None
+

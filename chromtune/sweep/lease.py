@@ -157,8 +157,11 @@ class Lease:
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lease if it is still ours (and the folder, if the
-        lease was all this driver put there)."""
+        lease was all this driver put there). A heartbeat already writing is waited for first, or it
+        would write the lease again after it was removed."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
         try:
             if (self.read() or {}).get("owner") == self.token:
                 self.storage.fs.delete_file(self.storage.path(LEASE_NAME))
