@@ -111,6 +111,7 @@ def test_cli_import_then_inspect(tmp_path, capsys):
     assert summary["source"] == "windows" and summary["context"] == WINDOW
     assert summary["chromosomes"] == ["chr1", "chrY"] and summary["assembly"] == "hg19"
     assert summary["positives"] == {c: int(ds.labels[:, j].sum()) for j, c in enumerate(ds.cell_types)}
+    assert summary["checksums"]["status"] == "verified" and "windows" in summary["checksums"]["datasets"]
     assert sorted(p.name for p in (tmp_path / "dnase").iterdir()) == ["dnase.chr1.packbit.joblib",
                                                                       "dnase.chrY.packbit.joblib"]
 
