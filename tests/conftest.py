@@ -162,7 +162,8 @@ def installed_chromtune(tmp_path_factory) -> Installed:
     assert installed.returncode == 0, installed.stderr
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    running = [p for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()]
+    running = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    running = [p for p in running if Path(p).is_dir()]
     (Path(purelib) / "running_environment.pth").write_text("\n".join(running) + "\n")
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
