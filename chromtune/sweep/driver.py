@@ -48,6 +48,7 @@ def run_folds(plan: SweepPlan, sweep_run: str, progress: Progress) -> list[dict]
     context = multiprocessing.get_context("spawn")
     address = ray.get_runtime_context().gcs_address
     events = context.Queue()
+    events.cancel_join_thread()  # this process never waits at exit on a queue a killed fold may have left locked
     reader = relay(events, progress)
     waiting, running, stopped, failed = list(range(plan.args.folds)), {}, [], []
     STOP.on_exit.append(lambda: [proc.kill() for proc in running.values()])
