@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,7 +47,6 @@ FORMAT = "chromtune-variant-effects"
 FORMAT_VERSION = 1
 BLOCK_VARIANTS = 512   # variants scored and written per block (bounds memory: ~21 windows each)
 _SHOWN = 5
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _listing(names) -> str:
@@ -299,46 +297,16 @@ def report(placed: Placed, where: str) -> None:
 
 
 # -- the command -------------------------------------------------------------------------------
-def sweep_fold_runs(run_id: str, tracking_uri: str | None) -> list[tuple[int, str]] | None:
-    """(fold, run id) of a sweep run's finished fold runs, by fold; None when `run_id` is not a sweep run."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from chromtune.tracking import DEFAULT_TRACKING_URI, PARENT_TAG
-
-    uri = tracking_uri or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        return None  # load_predictor words the missing store
-    client = mlflow.MlflowClient(uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        return None
-    if run.data.tags.get("chromtune.level") != "sweep":
-        return None
-    folds = client.search_runs([run.info.experiment_id], max_results=1000,
-                               filter_string=f"tags.`{PARENT_TAG}` = '{run_id}' and tags.`chromtune.level` = 'fold' "
-                                             "and attributes.status = 'FINISHED'")
-    found = sorted((int(r.data.tags.get("fold", 0)), r.info.run_id) for r in folds)
-    if not found:
-        raise UserError(f"--model {run_id}: the sweep has no finished fold run, so no selected model yet")
-    return found
-
-
 def load_members(source: str, tracking_uri: str | None) -> tuple[list[tuple[torch.nn.Module, dict]], str]:
-    """The model(s) to score with and a sentence saying which: a checkpoint, run folder, fold run or sweep run."""
-    from chromtune.predict import load_predictor
+    """The model(s) to score with (:func:`chromtune.predict.load_predictors`: a sweep run id gives every
+    finished fold's selected model, averaged) and a sentence saying which."""
+    from chromtune.predict import load_predictors
 
-    folds = (sweep_fold_runs(source, tracking_uri)
-             if not Path(source).exists() and _RUN_ID.fullmatch(source) else None)
-    if folds is None:
-        model, meta = load_predictor(source, tracking_uri)
-        return [(model, meta)], f"one model ({meta['checkpoint']})"
-    fold, run_id = folds[0]
-    model, meta = load_predictor(run_id, tracking_uri)
-    note = (f"one model: the sweep's fold {fold} (run {run_id}); the other {len(folds) - 1} fold model(s) are not "
-            "averaged (no fold ensemble in this version)" if len(folds) > 1 else f"one model: fold {fold} (run {run_id})")
-    return [(model, meta)], note
+    loaded = load_predictors(source, tracking_uri)
+    if len(loaded) == 1:
+        return loaded, f"one model ({loaded[0][1]['checkpoint']})"
+    folds = ", ".join(f"fold {meta.get('fold', '?')} (run {meta.get('run_id', '?')})" for _, meta in loaded)
+    return loaded, f"the mean of {len(loaded)} fold models: {folds}"
 
 
 def choose_cells(ds: Dataset, meta: dict, expression_path: Path | None, cells: str | None) -> tuple[np.ndarray, list[str]]:

@@ -6,6 +6,7 @@ Tiny untrained models on random genomes: every answer is a plain forward pass aw
 from __future__ import annotations
 
 import gzip
+import json
 import tempfile
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from chromtune.interpret.alleles import WindowIndex, genome_windows, substitute,
 from chromtune.io.vcf import read_vcf
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
-from chromtune.variants import MEASURES, Member, place_variants, score_blocks
+from chromtune.train.baselines import mean_accessibility
+from chromtune.variants import MEASURES, Member, allele_windows, place_variants, score_blocks, window_effects
 from conftest import assert_one_line_error, random_dataset, run_command
 
 N_GENES, CONTEXT = 6, 400
@@ -279,7 +281,10 @@ def test_the_command_scores_own_and_new_cell_types_in_tsv_and_hdf5(setup, capsys
 
 
 @pytest.mark.tracking
-def test_a_sweep_run_id_scores_with_its_first_fold_model_and_says_so(setup, capsys):
+def test_a_sweep_run_id_averages_its_fold_models(setup, capsys):
+    """--model SWEEP_RUN_ID: every finished fold's model, each with its own training cell types' mean feature;
+    per window the ensemble's probabilities are the mean of the fold models' (so Δ prob is the mean Δ prob),
+    and Δ logit is that of the mean probabilities. An unfinished fold is no member."""
     import mlflow
 
     d, ds = setup["dir"], setup["ds"]
@@ -287,20 +292,55 @@ def test_a_sweep_run_id_scores_with_its_first_fold_model_and_says_so(setup, caps
     client = mlflow.MlflowClient(uri)
     experiment = client.create_experiment("variants-test", artifact_location=(d / "artifacts").as_uri())
     sweep = client.create_run(experiment, tags={"chromtune.level": "sweep"}).info.run_id
-    folds = {}
-    for fold in (1, 0):
-        run = client.create_run(experiment, tags={"chromtune.level": "fold", "fold": str(fold),
-                                                  "mlflow.parentRunId": sweep}).info.run_id
-        client.log_artifact(run, str(d / "best.pt"))
-        client.set_terminated(run)
-        folds[fold] = run
-    vcf = write_vcf(d / "v.vcf", snv_rows(ds, "chr1", [500, 900]))
+    train = {0: [0, 1, 2], 1: [1, 2, 3, 4], 2: [0, 4]}
+    models, runs = {}, {}
+    for fold in (1, 0, 2):
+        models[fold] = tiny_model(seed=10 + fold)
+        folder = d / f"fold{fold}"
+        folder.mkdir()
+        save_model(folder / "best.pt", models[fold], genes=list(ds.genes), expression_transform="log1p",
+                   cell_types=list(ds.cell_types), train_cells=[ds.cell_types[c] for c in train[fold]],
+                   data=str(d / "data.h5"), fold=fold)
+        runs[fold] = client.create_run(experiment, tags={"chromtune.level": "fold", "fold": str(fold),
+                                                        "mlflow.parentRunId": sweep}).info.run_id
+        client.log_artifact(runs[fold], str(folder / "best.pt"))
+        if fold != 2:  # fold 2 never finished: not a member
+            client.set_terminated(runs[fold])
+
+    # window by window: the ensemble's probabilities are the mean of the members'
+    variants = read_vcf_rows(ds, [("chr1", 500), ("chr1", 900), ("chr2", 4_321)])
+    index = WindowIndex(ds)
+    placed = place_variants(variants, ds, index, strict=True, where="test")
+    windows = allele_windows(ds, index, placed.chrom, placed.position, placed.alt_code)
+    members = {f: Member(models[f], {}, mean_accessibility(ds.labels, np.asarray(train[f]))) for f in (0, 1)}
+    alone = {f: window_effects([members[f]], windows, ds.expression, 8, "cpu") for f in (0, 1)}
+    both = window_effects([members[0], members[1]], windows, ds.expression, 8, "cpu")
+    sig = lambda z: 1 / (1 + np.exp(-z.astype(np.float64)))  # noqa: E731
+    for a in (0, 1):  # reference, alternate
+        assert np.abs(sig(alone[0][a]) - sig(alone[1][a])).max() > 1e-3  # the folds do disagree
+        np.testing.assert_allclose(sig(both[a]), (sig(alone[0][a]) + sig(alone[1][a])) / 2, atol=1e-6)
+
+    # the command: the sweep's output against each fold run's own
+    vcf = write_vcf(d / "v.vcf", snv_rows(ds, "chr1", [500, 900]) + snv_rows(ds, "chr2", [4_321]))
     code, _, err = cli(["--model", sweep, "--tracking-uri", uri, "--vcf", vcf, "--out", d / "s.tsv"], capsys)
     assert code == 0, err
-    assert f"fold 0 (run {folds[0]})" in err and "1 fold model(s) are not averaged" in err
-    code, _, err = cli(["--model", d / "best.pt", "--vcf", vcf, "--out", d / "c.tsv"], capsys)
+    assert f"the mean of 2 fold models: fold 0 (run {runs[0]}), fold 1 (run {runs[1]})" in err
+    per_fold = []
+    for fold in (0, 1):
+        code, _, err = cli(["--model", runs[fold], "--tracking-uri", uri, "--vcf", vcf, "--out",
+                            d / f"f{fold}.tsv"], capsys)
+        assert code == 0, err
+        per_fold.append(pd.read_csv(d / f"f{fold}.tsv", sep="\t"))
+    ensemble = pd.read_csv(d / "s.tsv", sep="\t")
+    for m in ("ref_prob", "alt_prob", "delta_prob"):
+        np.testing.assert_allclose(ensemble[m], (per_fold[0][m] + per_fold[1][m]) / 2, atol=2e-6)
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    np.testing.assert_allclose(ensemble["delta_logit"], logit(ensemble["alt_prob"]) - logit(ensemble["ref_prob"]),
+                               atol=1e-3)
+    code, _, err = cli(["--model", sweep, "--tracking-uri", uri, "--vcf", vcf, "--out", d / "s.h5"], capsys)
     assert code == 0, err
-    assert pd.read_csv(d / "s.tsv", sep="\t").equals(pd.read_csv(d / "c.tsv", sep="\t"))
+    with h5py.File(d / "s.h5") as f:
+        assert json.loads(f.attrs["run_ids"]) == [runs[0], runs[1]]
 
 
 def test_a_ref_mismatch_is_counted_and_skipped_or_an_error_with_strict(setup, capsys):

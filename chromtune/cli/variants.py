@@ -6,8 +6,9 @@ the new ones of ``--expression`` (a TPM table as for ``chromtune predict``); ``-
 among them (default: all).
 
 **Model and data.** ``--model``: a stage-2 checkpoint, its run folder, a sweep's fold run id, or
-a sweep run id (its fold runs' selected models; this version scores with the first fold's model
-and says so). ``--data``: the data set whose genome and bins are used (default: the model's
+a sweep run id: every finished fold's selected model scores, each with its own training cell
+types' mean feature, and their probabilities are averaged (a fold ensemble, as in ``chromtune
+predict``; Δ logit is then that of the averaged probabilities). ``--data``: the data set whose genome and bins are used (default: the model's
 training data set); it must hold a genome (a data set built by ``chromtune prepare``, or the demo).
 
 **Variants** (VCF, plain or gzipped; columns CHROM, POS, ID, REF, ALT are read, the rest
