@@ -86,53 +86,68 @@ def timed(fn) -> tuple[float, float, float, object]:
     return seconds, cpu, others_share(before, cpu_counters()), result
 
 
+def add_flags(p: argparse.ArgumentParser, repeats: int) -> None:
+    """The flags bench_predict and bench_variants share: cell types, the naive loop's share, repeats, threads."""
+    p.add_argument("--cells", type=int, default=250, help="new cell types N")
+    p.add_argument("--naive-cells", type=int, default=2, help="cell types the naive loop really runs")
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def paper_model(args, ds: Dataset) -> tuple[torch.nn.Module, np.ndarray, np.ndarray]:
+    """The paper-sized model (random weights, seeded), `args.cells` random expression profiles and the mean feature."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model = build_model("resnet", 2, n_genes=N_GENES, with_mean=True, seq_len=SEQ_LEN, width=1.0).eval()
+    expression = np.random.default_rng(args.seed + 1).normal(2.0, 1.0, (args.cells, N_GENES)).astype(np.float32)
+    return model, expression, mean_accessibility(ds.labels, np.arange(N_TRAIN))
+
+
+def fastest(cases: dict, repeats: int, baseline: str, naive_name: str, k: int, cells: int):
+    """Run `cases` (name -> function) `repeats` times, interleaved: (rows of (name, wall s, CPU s, others' share)
+    of each one's fastest run, the naive loop's row scaled from `k` to `cells` cell types appended; the wall and
+    CPU s of `baseline`; each case's last result)."""
+    best: dict[str, tuple[float, float, float]] = {}
+    results = {}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            seconds, cpu, share, results[name] = timed(fn)
+            if name not in best or seconds < best[name][0]:
+                best[name] = (seconds, cpu, share)
+    rows = [(name, *values) for name, values in best.items()]
+    if k < cells:
+        seconds, cpu, _ = best[naive_name]
+        rows.append((f"naive, C={cells} (scaled from C={k})", seconds * cells / k, cpu * cells / k, float("nan")))
+    return rows, best[baseline][:2], results
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bins", type=int, default=256)
-    p.add_argument("--cells", type=int, default=250, help="new cell types N")
-    p.add_argument("--naive-cells", type=int, default=2, help="cell types the naive loop really runs")
     p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-whole-head", action="store_true")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--seed", type=int, default=0)
+    add_flags(p, repeats=3)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
-    torch.manual_seed(args.seed)
     ds = synthetic_dataset(args.bins, args.seed)
-    model = build_model("resnet", 2, n_genes=N_GENES, with_mean=True, seq_len=SEQ_LEN, width=1.0).eval()
-    expression = np.random.default_rng(args.seed + 1).normal(2.0, 1.0, (args.cells, N_GENES)).astype(np.float32)
-    mean = mean_accessibility(ds.labels, np.arange(N_TRAIN))
+    model, expression, mean = paper_model(args, ds)
     bins = np.arange(args.bins)
     k = min(args.naive_cells, args.cells)
+    naive_name = f"naive (full model per cell type), C={k}"
     cases = {
         "fast, C=1": lambda: predict_accessibility(model, ds, expression[:1], bins, mean, args.batch_size),
         f"fast, C={args.cells}": lambda: predict_accessibility(model, ds, expression, bins, mean, args.batch_size),
-        f"naive (full model per cell type), C={k}": lambda: naive(model, ds, expression[:k], bins, mean,
-                                                                  args.batch_size),
+        naive_name: lambda: naive(model, ds, expression[:k], bins, mean, args.batch_size),
     }
     if not args.skip_whole_head:
         cases[f"trunk once, whole head per pair, C={args.cells}"] = lambda: whole_head_per_pair(
             model, ds, expression, bins, mean, args.batch_size)
     predict_accessibility(model, ds, expression[:2], bins[:8], mean)  # warm-up
-    best: dict[str, tuple[float, float, float]] = {}
-    results = {}
-    for _ in range(args.repeats):
-        for name, fn in cases.items():
-            seconds, cpu, share, results[name] = timed(fn)
-            if name not in best or seconds < best[name][0]:
-                best[name] = (seconds, cpu, share)
-    naive_name = f"naive (full model per cell type), C={k}"
+    rows, (one, one_cpu), results = fastest(cases, args.repeats, "fast, C=1", naive_name, k, args.cells)
     error = float(np.abs(results[f"fast, C={args.cells}"][:, :k] - results[naive_name]).max())
 
-    one, one_cpu, _ = best["fast, C=1"]
-    rows = [(name, *values) for name, values in best.items()]
-    if k < args.cells:
-        seconds, cpu, _ = best[naive_name]
-        rows.append((f"naive, C={args.cells} (scaled from C={k})", seconds * args.cells / k, cpu * args.cells / k,
-                     float("nan")))
     print(f"command: python benchmarks/bench_predict.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"resnet width 1.0, {SEQ_LEN} bp, G={N_GENES}, {args.bins} bins, batch {args.batch_size}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; fastest of {args.repeats}")

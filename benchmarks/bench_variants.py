@@ -22,18 +22,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
 import torch
 
-from bench_models import cpu_counters, others_share
-from bench_predict import N_GENES, N_TRAIN, SEQ_LEN, synthetic_dataset
+from bench_predict import N_GENES, SEQ_LEN, add_flags, fastest, paper_model, synthetic_dataset
 from chromtune.data.encoding import one_hot
 from chromtune.interpret.alleles import WindowIndex
 from chromtune.io.vcf import Variants
-from chromtune.models import build_model
-from chromtune.train.baselines import mean_accessibility
 from chromtune.variants import Member, Placed, allele_windows, place_variants, score_blocks
 
 
@@ -71,33 +67,16 @@ def chromtune_way(model, ds, placed, expression, mean, batch_size) -> np.ndarray
                            score_blocks([Member(model, {}, mean)], ds, placed, expression, batch_size, "cpu")])
 
 
-def timed(fn) -> tuple[float, float, float, object]:
-    """(wall seconds, this process's CPU seconds, other processes' CPU share meanwhile, result)."""
-    before, cpu, start = cpu_counters(), time.process_time(), time.perf_counter()
-    result = fn()
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return seconds, cpu, others_share(before, cpu_counters()), result
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", type=int, default=8)
-    p.add_argument("--cells", type=int, default=250, help="cell types N")
-    p.add_argument("--naive-cells", type=int, default=2, help="cell types the naive loop really runs")
     p.add_argument("--batch-size", type=int, default=64, help="windows per trunk pass (both alleles each)")
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--seed", type=int, default=0)
+    add_flags(p, repeats=2)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
-    torch.manual_seed(args.seed)
     ds = synthetic_dataset(20 * args.variants + 64, args.seed)
     placed = place_variants(random_snvs(ds, args.variants, args.seed), ds, WindowIndex(ds), True, "bench")
-    model = build_model("resnet", 2, n_genes=N_GENES, with_mean=True, seq_len=SEQ_LEN, width=1.0).eval()
-    expression = np.random.default_rng(args.seed + 1).normal(2.0, 1.0, (args.cells, N_GENES)).astype(np.float32)
-    mean = mean_accessibility(ds.labels, np.arange(N_TRAIN))
+    model, expression, mean = paper_model(args, ds)
     k = min(args.naive_cells, args.cells)
     naive_name = f"naive (full model per allele and cell type), C={k}"
     cases = {
@@ -108,21 +87,10 @@ def main(argv=None) -> int:
     }
     first = Placed(placed.variants.subset(slice(0, 1)), placed.chrom[:1], placed.position[:1], placed.alt_code[:1])
     chromtune_way(model, ds, first, expression[:2], mean, 8)  # warm-up
-    best: dict[str, tuple[float, float, float]] = {}
-    results = {}
-    for _ in range(args.repeats):
-        for name, fn in cases.items():
-            seconds, cpu, share, results[name] = timed(fn)
-            if name not in best or seconds < best[name][0]:
-                best[name] = (seconds, cpu, share)
+    rows, (one, one_cpu), results = fastest(cases, args.repeats, "chromtune variants, C=1", naive_name, k,
+                                            args.cells)
     error = float(np.abs(results[f"chromtune variants, C={args.cells}"][:, :k] - results[naive_name]).max())
 
-    one, one_cpu, _ = best["chromtune variants, C=1"]
-    rows = [(name, *values) for name, values in best.items()]
-    if k < args.cells:
-        seconds, cpu, _ = best[naive_name]
-        rows.append((f"naive, C={args.cells} (scaled from C={k})", seconds * args.cells / k, cpu * args.cells / k,
-                     float("nan")))
     print(f"command: python benchmarks/bench_variants.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"resnet width 1.0, {SEQ_LEN} bp windows every {ds.stride} bp, G={N_GENES}, {args.variants} SNVs "
           f"({len(placed.position) * 21} windows), batch {args.batch_size}, torch {torch.__version__}, "
