@@ -497,10 +497,14 @@ def _check_args(args: argparse.Namespace) -> torch.device:
             check_output_folder(folder, flag)
     if args.bigwig is not None:
         import_pybigwig()
-    if args.device == "cuda" and not torch.cuda.is_available():
+    return resolve_device(args.device)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``--device``: ``auto`` -> cuda when available, else cpu; ``cuda`` without a CUDA device is a UserError."""
+    if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
-    return torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                        else "cpu")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def open_data(data: Path | None, meta: dict) -> Dataset:

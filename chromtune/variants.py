@@ -339,13 +339,10 @@ def choose_cells(ds: Dataset, meta: dict, expression_path: Path | None, cells: s
 def run(args) -> int:
     """``chromtune variants`` on parsed, range-checked arguments (:mod:`chromtune.cli.variants`)."""
     from chromtune.io.vcf import read_vcf
-    from chromtune.predict import check_data, open_data, train_cells
+    from chromtune.predict import check_data, open_data, resolve_device, train_cells
     from chromtune.train.baselines import mean_accessibility
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = resolve_device(args.device)
     variants = read_vcf(args.vcf)
     where = f"--vcf {args.vcf}"
     loaded, note = load_members(args.model, args.tracking_uri)

@@ -60,6 +60,24 @@ def add_evaluation_flags(p: argparse.ArgumentParser) -> None:
                    help="most test (bin, cell type) pairs when --test-every is 0")
 
 
+def add_scoring_flags(p: argparse.ArgumentParser, batch_size: int, batch_help: str) -> None:
+    """The flags of ``interpret`` and ``variants``, which score windows with a trained model: where a run id's
+    model is stored, how many windows per pass (`batch_size` by default), and on which device."""
+    p.add_argument("--tracking-uri", help="MLflow tracking URI for a run id (default sqlite:///mlflow.db)")
+    p.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda when available")
+
+
+def check_at_least_one(args: argparse.Namespace, *flags: str) -> None:
+    """A one-line UserError for the first of `flags` (``--max-bins``) whose value in `args` is below 1."""
+    from chromtune.errors import UserError
+
+    for flag in flags:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value < 1:
+            raise UserError(f"{flag} {value}: must be >= 1")
+
+
 def command_parser(name: str, what: str, examples: Sequence[str]) -> argparse.ArgumentParser:
     """The parser of ``chromtune <name>``: ``what`` it does, then the flags, then ``examples``."""
     epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)

@@ -66,7 +66,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from chromtune.cli import command_parser
+from chromtune.atomic import check_output_folder
+from chromtune.cli import add_scoring_flags, check_at_least_one, command_parser
 from chromtune.errors import UserError, run_cli
 
 DEFAULT_STEPS = 8         # path points of the contribution scores (see chromtune.interpret.attribution)
@@ -101,23 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gradients averaged on the path from the uniform background to the input (1: plain "
                         "gradient x input at the input)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI for a run id (default sqlite:///mlflow.db)")
-    p.add_argument("--batch-size", type=int, default=64, help="windows per gradient batch")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda when available")
+    add_scoring_flags(p, 64, "windows per gradient batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the bin and instance draws and of t-SNE")
     return p
 
 
 def check_args(args: argparse.Namespace) -> None:
     """The range checks that need no data: a bad value is a one-line UserError before anything loads."""
-    for flag, value in (("--max-bins", args.max_bins), ("--max-instances", args.max_instances),
-                        ("--batch-size", args.batch_size), ("--steps", args.steps)):
-        if value < 1:
-            raise UserError(f"{flag} {value}: must be >= 1")
+    check_at_least_one(args, "--max-bins", "--max-instances", "--batch-size", "--steps")
     if args.seed < 0:
         raise UserError(f"--seed {args.seed}: must be >= 0")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out}: exists and is not a folder")
+    check_output_folder(args.out, "--out")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

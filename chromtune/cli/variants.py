@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Sequence
 
 from chromtune.atomic import check_output_file
-from chromtune.cli import command_parser
+from chromtune.cli import add_scoring_flags, check_at_least_one, command_parser
 from chromtune.errors import UserError, run_cli
 
 OUTPUT_SUFFIXES = (".tsv", ".tsv.gz", ".h5", ".hdf5")
@@ -71,17 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expression", type=Path, help="TPM table of new cell types to score besides the data set's own")
     p.add_argument("--cells", help="comma-separated cell types to score (default: all)")
     p.add_argument("--strict", action="store_true", help="a REF allele that does not match the genome is an error")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI for a run id (default sqlite:///mlflow.db)")
-    p.add_argument("--batch-size", type=int, default=64,
-                   help="windows per trunk pass, each with both alleles")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda when available")
+    add_scoring_flags(p, 64, "windows per trunk pass, each with both alleles")
     return p
 
 
 def check_args(args: argparse.Namespace) -> None:
     """The checks that need no data: a bad value is a one-line UserError before anything loads."""
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
+    check_at_least_one(args, "--batch-size")
     if not args.out.name.lower().endswith(OUTPUT_SUFFIXES):
         raise UserError(f"--out {args.out}: name it .tsv, .tsv.gz or .h5")
     check_output_file(args.out, "--out")
