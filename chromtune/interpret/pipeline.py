@@ -6,6 +6,7 @@ The steps and outputs are described for users in :mod:`chromtune.cli.interpret`;
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from chromtune.interpret.discovery import (MIN_MODISCO_BINS, MODISCO_OPTIONS, SP
 from chromtune.interpret.embedding import plot_tsne, tsne_embedding
 from chromtune.interpret.motif_match import FEW_TARGETS, match_motifs, motif_genes, planted_motifs, read_motif_file
 from chromtune.predict import (INSTALL_HINT, check_data, file_stems, open_data, train_cells,
-                               align_expression, bins_in_regions, load_predictor, predict_accessibility)
+                               align_expression, bins_in_regions, load_predictor, predict_accessibility, resolve_device)
 from chromtune.train.baselines import mean_accessibility
 
 MATCH_Q = 0.05            # Tomtom q-value at which a pattern matches a database motif
@@ -37,15 +38,20 @@ MIN_TSNE_CELLS = 5
 
 
 # -- set-up ------------------------------------------------------------------------------------
+EXTRAS = {"modisco-lite": "modiscolite", "memelite": "memelite"}  # package -> module: TF-MoDISco, Tomtom
+
+
 def require_extras():
-    """modisco-lite's tfmodisco and io modules; a missing extra is a one-line UserError with the install command."""
-    try:
-        import memelite  # noqa: F401
-        import modiscolite.io
-        import modiscolite.tfmodisco
-    except ImportError as err:
+    """modisco-lite's tfmodisco and io modules, once both optional packages are known to be installed (memelite
+    is imported where Tomtom runs, after the slow steps); a missing one is a one-line UserError with the install
+    command."""
+    missing = [package for package, module in EXTRAS.items() if importlib.util.find_spec(module) is None]
+    if missing:
         raise UserError(f"chromtune interpret needs the optional packages modisco-lite and memelite "
-                        f"({err.name or 'one'} is missing); install them with: {INSTALL_HINT}") from None
+                        f"({' and '.join(missing)} missing); install them with: {INSTALL_HINT}")
+    import modiscolite.io
+    import modiscolite.tfmodisco
+
     return modiscolite
 
 
@@ -248,13 +254,6 @@ def embed(s: Setting, seed: int, rng: np.random.Generator, out: Path) -> list[Pa
     plot_tsne({"t-SNE of predicted accessibility": tsne_embedding(predicted.T, seed),
                "t-SNE of TF expression": tsne_embedding(s.expression, seed)}, s.cells, groups, out / "tsne.png")
     return [out / "tsne.png"]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a CUDA device is a UserError."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def run(args: argparse.Namespace) -> int:
