@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from chromtune.models import SplitHead
 MEASURES = ("ref_prob", "alt_prob", "delta_logit", "delta_prob", "max_abs_delta_logit", "max_abs_delta_prob")
 FORMAT = "chromtune-variant-effects"
 FORMAT_VERSION = 1
+ISM_FORMAT = "chromtune-ism"
 BLOCK_VARIANTS = 512   # variants scored and written per block (bounds memory: ~21 windows each)
 _SHOWN = 5
 
@@ -124,25 +126,25 @@ class AlleleWindows:
 
 
 def allele_windows(ds: Dataset, index: WindowIndex, chrom: np.ndarray, position: np.ndarray,
-                   alt_code: np.ndarray) -> AlleleWindows:
-    """Per variant, the centred window first, then every data set bin whose window holds it."""
+                   alt_code: np.ndarray, bins: bool = True) -> AlleleWindows:
+    """Per variant, the centred window first, then (unless not `bins`) every data set bin whose window holds it."""
     starts_of_bins = window_starts(ds)
-    variant, bins, starts, chroms, mean_bin = [], [], [], [], []
+    variant, window_bin, starts, chroms, mean_bin = [], [], [], [], []
     for v, (k, p) in enumerate(zip(chrom.tolist(), position.tolist())):
-        holding = index.bins_holding(k, p)
+        holding = index.bins_holding(k, p) if bins else np.zeros(0, dtype=np.int64)
         variant.append(np.full(len(holding) + 1, v, dtype=np.int64))
-        bins.append(np.concatenate([[-1], holding]))
+        window_bin.append(np.concatenate([[-1], holding]))
         starts.append(np.concatenate([[p - ds.context // 2], starts_of_bins[holding]]))
         chroms.append(np.full(len(holding) + 1, k, dtype=np.int64))
         mean_bin.append(np.concatenate([[index.nearest_bin(k, p)], holding]))
-    variant, bins, starts, chroms, mean_bin = (np.concatenate(x).astype(np.int64) if x else np.zeros(0, np.int64)
-                                               for x in (variant, bins, starts, chroms, mean_bin))
-    ref = np.empty((len(bins), ds.context), dtype=np.uint8)
+    variant, window_bin, starts, chroms, mean_bin = (np.concatenate(x).astype(np.int64) if x else np.zeros(0, np.int64)
+                                                     for x in (variant, window_bin, starts, chroms, mean_bin))
+    ref = np.empty((len(window_bin), ds.context), dtype=np.uint8)
     for k in np.unique(chroms):
         rows = np.flatnonzero(chroms == k)
         ref[rows] = genome_windows(ds, int(k), starts[rows])
     alt = substitute(ref, position[variant] - starts, alt_code[variant])
-    return AlleleWindows(variant, bins, ref, alt, mean_bin)
+    return AlleleWindows(variant, window_bin, ref, alt, mean_bin)
 
 
 @dataclass
@@ -214,12 +216,13 @@ def summarise(windows: AlleleWindows, ref_logit: np.ndarray, alt_logit: np.ndarr
 
 
 def score_blocks(members: list[Member], ds: Dataset, placed: Placed, expression: np.ndarray, batch_size: int,
-                 device, block: int = BLOCK_VARIANTS):
-    """Yield (first variant, measures, n_bins) per block of `block` variants (see :func:`summarise`)."""
+                 device, block: int = BLOCK_VARIANTS, bins: bool = True):
+    """Yield (first variant, measures, n_bins) per block of `block` variants (see :func:`summarise`); without
+    `bins` only the centred windows are scored (the max |Δ| measures and n_bins are then 0)."""
     index = WindowIndex(ds)
     for lo in range(0, len(placed.position), block):
         sl = slice(lo, lo + block)
-        windows = allele_windows(ds, index, placed.chrom[sl], placed.position[sl], placed.alt_code[sl])
+        windows = allele_windows(ds, index, placed.chrom[sl], placed.position[sl], placed.alt_code[sl], bins)
         ref_logit, alt_logit = window_effects(members, windows, expression, batch_size, device)
         measures, n_bins = summarise(windows, ref_logit, alt_logit, len(placed.position[sl]))
         yield lo, measures, n_bins
@@ -270,11 +273,11 @@ def write_effects(out: Path, blocks, placed: Placed, cells: list[str], attrs: di
     return rows
 
 
-def attributes(members: list[Member], ds: Dataset, vcf: Path, placed: Placed, total: int, note: str) -> dict:
+def attributes(members: list[Member], ds: Dataset, source: dict, placed: Placed, total: int, note: str) -> dict:
     """The HDF5 output's attributes: what was scored with what."""
     return {"models": json.dumps([m.meta["checkpoint"] for m in members]),
             "run_ids": json.dumps([m.meta.get("run_id", "") for m in members]),
-            "model_config": json.dumps(members[0].model.config), "data": str(ds.path), "vcf": str(vcf),
+            "model_config": json.dumps(members[0].model.config), "data": str(ds.path), **source,
             "records": total, "scored": len(placed.position), "skipped": json.dumps(dict(placed.skipped)),
             "ensemble": note, "context": ds.context, "assembly": str(ds.attrs.get("assembly", "unknown"))}
 
@@ -294,6 +297,83 @@ def report(placed: Placed, where: str) -> None:
     skipped = [f"{placed.skipped[k]} {label}" for k, label in kinds.items() if placed.skipped.get(k)]
     if skipped:
         print(f"chromtune: note: {where}: skipped: {', '.join(skipped)} (SNVs only are scored)", file=sys.stderr)
+
+
+# -- saturation mutagenesis (--ism) ------------------------------------------------------------
+ISM_MAX_BP = 10_000   # longest --ism region: 3 SNVs per base, each its own window pair
+_REGION = re.compile(r"([^:\s]+):([0-9,]+)-([0-9,]+)")
+
+
+def ism_region(text: str, ds: Dataset) -> tuple[int, int, int]:
+    """(chromosome index, 0-based start, end) of ``--ism CHROM:START-END`` (1-based, inclusive, as samtools)."""
+    m = _REGION.fullmatch(text.strip())
+    if not m:
+        raise UserError(f"--ism {text}: expected CHROM:START-END, 1-based and inclusive (e.g. chr1:1001-1100)")
+    k = {canonical_name(c): k for k, c in enumerate(ds.chromosomes)}.get(canonical_name(m[1]))
+    if k is None:
+        raise UserError(f"--ism {text}: the data set {ds.path} has no chromosome {m[1]} ({_listing(ds.chromosomes)})")
+    start, end, length = int(m[2].replace(",", "")), int(m[3].replace(",", "")), len(ds.genome[ds.chromosomes[k]])
+    if not 1 <= start <= end <= length:
+        raise UserError(f"--ism {text}: needs 1 <= START <= END <= {length:,} (the length of {ds.chromosomes[k]})")
+    if end - start + 1 > ISM_MAX_BP:
+        raise UserError(f"--ism {text}: {end - start + 1:,} bp; at most {ISM_MAX_BP:,} bp per run")
+    return k, start - 1, end
+
+
+def ism_variants(ds: Dataset, chrom: int, start: int, end: int) -> Variants:
+    """Every SNV of the region: per base that is A, C, G or T, the three others in ACGT order (N bases: none)."""
+    codes = ds.genome[ds.chromosomes[chrom]][start:end]
+    offset = np.flatnonzero(codes < 4)
+    ref = np.repeat(codes[offset], 3)
+    alt = (ref + np.tile(np.arange(1, 4), len(offset))) % 4
+    letters, n = np.asarray(list("ACGT")), 3 * len(offset)
+    return Variants(np.full(n, ds.chromosomes[chrom]), np.repeat(start + offset + 1, 3).astype(np.int64),
+                    np.full(n, "."), letters[ref], letters[alt], np.full(n, "snv"), np.zeros(n, dtype=np.int64))
+
+
+def write_ism(out: Path, blocks, placed: Placed, cells: list[str], ds: Dataset, region: tuple[int, int, int],
+              attrs: dict) -> None:
+    """The blocks of :func:`score_blocks` over :func:`ism_variants` as matrices (C, L, 4) of Δ logit and Δ prob
+    of the window centred on each base (0 for the reference base, NaN at N), written atomically: HDF5 for
+    .h5/.hdf5, else TSV (one row per cell type and base: ref_prob, then Δ logit for A, C, G, T)."""
+    chrom, start, end = region
+    codes = ds.genome[ds.chromosomes[chrom]][start:end]
+    shape = (len(cells), end - start, 4)
+    delta = {m: np.zeros(shape, dtype=np.float32) for m in ("delta_logit", "delta_prob")}
+    for values in delta.values():
+        values[:, codes >= 4] = np.nan
+    ref_prob = np.full(shape[:2], np.nan, dtype=np.float32)
+    for lo, measures, counts in blocks:
+        offset, base = placed.position[lo:lo + len(counts)] - start, placed.alt_code[lo:lo + len(counts)]
+        for m in delta:
+            delta[m][:, offset, base] = measures[m].T
+        ref_prob[:, offset] = measures["ref_prob"].T
+    letters = np.asarray(list("ACGTN"))[np.minimum(codes, 4)]
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(out))
+        if out.name.lower().endswith((".h5", ".hdf5")):
+            import h5py
+
+            f = stack.enter_context(h5py.File(tmp, "w"))
+            for key, value in {**attrs, "format": ISM_FORMAT, "format_version": FORMAT_VERSION,
+                               "chromtune_version": __version__, "chrom": ds.chromosomes[chrom], "start": start + 1,
+                               "end": end}.items():
+                f.attrs[key] = value
+            text = h5py.string_dtype()
+            f["cell_types"] = np.asarray(cells, dtype=text)
+            f["position"] = np.arange(start + 1, end + 1, dtype=np.int64)
+            f["reference"] = letters.astype(text)
+            f["ref_prob"] = ref_prob
+            for m, values in delta.items():
+                f[m] = values
+            return
+        opener = gzip.open if out.name.lower().endswith(".gz") else open
+        handle = stack.enter_context(opener(tmp, "wt", encoding="utf-8", newline=""))
+        handle.write("cell_type\tchrom\tpos\tref\tref_prob\tA\tC\tG\tT\n")
+        for j, cell in enumerate(cells):
+            for i in range(end - start):
+                values = "\t".join(f"{x:.6g}" for x in (ref_prob[j, i], *delta["delta_logit"][j, i]))
+                handle.write(f"{cell}\t{ds.chromosomes[chrom]}\t{start + i + 1}\t{letters[i]}\t{values}\n")
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -343,8 +423,7 @@ def run(args) -> int:
     from chromtune.train.baselines import mean_accessibility
 
     device = resolve_device(args.device)
-    variants = read_vcf(args.vcf)
-    where = f"--vcf {args.vcf}"
+    variants = read_vcf(args.vcf) if args.vcf is not None else None
     loaded, note = load_members(args.model, args.tracking_uri)
     ds = open_data(args.data, loaded[0][1])
     members = []
@@ -354,14 +433,26 @@ def run(args) -> int:
                 if model.config["with_mean"] else None)
         members.append(Member(model, meta, mean))
     expression, cells = choose_cells(ds, loaded[0][1], args.expression, args.cells)
+    if variants is None:
+        where = f"--ism {args.ism}"
+        region = ism_region(args.ism, ds)
+        variants = ism_variants(ds, *region)
+    else:
+        where = f"--vcf {args.vcf}"
     index = WindowIndex(ds)
     placed = place_variants(variants, ds, index, args.strict, where)
     report(placed, where)
     print(f"{where}: {len(variants)} record(s), {len(placed.position)} SNV(s) scored in {len(cells)} cell type(s) "
           f"with {note}", file=sys.stderr)
     torch.set_flush_denormal(True)
+    attrs = attributes(members, ds, {"ism": args.ism} if args.ism else {"vcf": str(args.vcf)}, placed, len(variants),
+                       note)
+    if args.ism:
+        blocks = score_blocks(members, ds, placed, expression, args.batch_size, device, bins=False)
+        write_ism(args.out, blocks, placed, cells, ds, region, attrs)
+        print(f"{args.out}: {region[2] - region[1]:,} bases x 4 x {len(cells)} cell types")
+        return 0
     blocks = score_blocks(members, ds, placed, expression, args.batch_size, device)
-    rows = write_effects(args.out, blocks, placed, cells, attributes(members, ds, args.vcf, placed, len(variants),
-                                                                       note))
+    rows = write_effects(args.out, blocks, placed, cells, attrs)
     print(f"{args.out}: {len(placed.position):,} variants x {len(cells)} cell types ({rows:,} rows)")
     return 0

@@ -357,6 +357,56 @@ def test_a_ref_mismatch_is_counted_and_skipped_or_an_error_with_strict(setup, ca
     assert not (d / "s.tsv").exists()
 
 
+def test_ism_entries_are_the_single_variant_deltas_of_the_vcf_path(setup, capsys):
+    """--ism: the (C, L, 4) matrices hold, for every base and alternative, what --vcf gives for that one SNV
+    (its centred window), 0 at the reference base; the TSV holds the same Δ logits."""
+    d, ds = setup["dir"], setup["ds"]
+    cells = ["cell3", "cell0"]
+    common = ["--model", d / "best.pt", "--cells", ",".join(cells), "--batch-size", 7]
+    for out in ("ism.h5", "ism.tsv"):
+        code, _, err = cli([*common, "--ism", "chr2:991-1,010", "--out", d / out], capsys)
+        assert code == 0, err
+    rows = [f"chr2\t{p}\t.\t{base(ds, 'chr2', p)}\t{alt}\t.\t.\t." for p in (991, 1_000, 1_010)
+            for alt in "ACGT" if alt != base(ds, "chr2", p)]
+    code, _, err = cli([*common, "--vcf", write_vcf(d / "three.vcf", rows), "--out", d / "three.tsv"], capsys)
+    assert code == 0, err
+    effects = pd.read_csv(d / "three.tsv", sep="\t")
+    assert len(effects) == 9 * len(cells)
+    with h5py.File(d / "ism.h5") as f:
+        delta_logit, delta_prob, ref_prob = f["delta_logit"][()], f["delta_prob"][()], f["ref_prob"][()]
+        reference = "".join(b.decode() for b in f["reference"][()])
+        assert [c.decode() for c in f["cell_types"][()]] == cells and f.attrs["ism"] == "chr2:991-1,010"
+        assert f["position"][()].tolist() == list(range(991, 1_011)) and delta_logit.shape == (2, 20, 4)
+    assert reference == "".join("ACGT"[c] for c in ds.genome["chr2"][990:1_010])
+    for r in effects.itertuples():
+        j, i, b = cells.index(r.cell_type), r.pos - 991, "ACGT".index(r.alt)
+        assert delta_logit[j, i, b] == pytest.approx(r.delta_logit, abs=1e-5)
+        assert delta_prob[j, i, b] == pytest.approx(r.delta_prob, abs=1e-6)
+        assert ref_prob[j, i] == pytest.approx(r.ref_prob, abs=1e-6)
+    at_reference = delta_logit[:, np.arange(20), ["ACGT".index(b) for b in reference]]
+    assert not at_reference.any() and not np.isnan(delta_logit).any() and np.count_nonzero(delta_logit) > 100  # of 120
+    tsv = pd.read_csv(d / "ism.tsv", sep="\t")
+    assert tsv[["cell_type", "pos"]].values.tolist() == [[c, p] for c in cells for p in range(991, 1_011)]
+    np.testing.assert_allclose(tsv[list("ACGT")].to_numpy().reshape(2, 20, 4), delta_logit, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("region, fragments", [
+    ("chr1-5", ["--ism chr1-5", "CHROM:START-END"]),
+    ("chr9:1-10", ["--ism chr9:1-10", "no chromosome chr9"]),
+    ("chr1:10-5", ["--ism chr1:10-5", "START <= END <= 6,000"]),
+    ("chr1:5990-6001", ["6,000"]),
+    ("chr1:1-101", ["101 bp", "at most 100 bp"]),
+])
+def test_a_bad_ism_region_is_one_line_and_writes_nothing(setup, capsys, monkeypatch, region, fragments):
+    import chromtune.variants
+
+    monkeypatch.setattr(chromtune.variants, "ISM_MAX_BP", 100)
+    d = setup["dir"]
+    code, _, err = cli(["--model", d / "best.pt", "--ism", region, "--out", d / "ism.h5"], capsys)
+    assert_one_line_error(code, err, *fragments)
+    assert not (d / "ism.h5").exists()
+
+
 @pytest.mark.parametrize("argv, fragments", [
     (["--out", "{d}/e.csv"], ["--out", "name it .tsv"]),
     (["--batch-size", "0"], ["--batch-size 0"]),
@@ -374,4 +424,5 @@ def test_bad_arguments_are_one_line_and_write_nothing(setup, capsys, argv, fragm
     code, _, err = cli([x for kv in base_argv.items() for x in kv] + extra, capsys)
     assert_one_line_error(code, err, *fragments)
     assert not (d / "e.tsv").exists()
+
 

@@ -8,8 +8,9 @@ among them (default: all).
 **Model and data.** ``--model``: a stage-2 checkpoint, its run folder, a sweep's fold run id, or
 a sweep run id: every finished fold's selected model scores, each with its own training cell
 types' mean feature, and their probabilities are averaged (a fold ensemble, as in ``chromtune
-predict``; Δ logit is then that of the averaged probabilities). ``--data``: the data set whose genome and bins are used (default: the model's
-training data set); it must hold a genome (a data set built by ``chromtune prepare``, or the demo).
+predict``; Δ logit is then that of the averaged probabilities). ``--data``: the data set whose
+genome and bins are used (default: the model's training data set); it must hold a genome (a data
+set built by ``chromtune prepare``, or the demo).
 
 **Variants** (VCF, plain or gzipped; columns CHROM, POS, ID, REF, ALT are read, the rest
 ignored): every ALT allele of a row is a record. SNVs are scored; indels, multi-base
@@ -36,6 +37,15 @@ than one.
 ID, REF, ALT. ``--out NAME.h5``: ``variants/{chrom,pos,id,ref,alt,line,n_bins}`` (V,),
 ``cell_types`` (C,), each measure as a (V, C) float32 matrix, and attributes naming the model(s),
 data set, VCF and counts. Written atomically.
+
+**Saturation mutagenesis** (``--ism CHROM:START-END``, 1-based and inclusive, at most 10,000 bp,
+instead of ``--vcf``): every base of the region is changed to each of the three others, and each
+SNV is scored on the window centred on it, as above (its ``delta_logit``), in the chosen cell
+types: a matrix for a sequence-logo figure. ``--out NAME.tsv``: one row per (cell type, base)
+with ``ref_prob`` and the Δ logit of A, C, G and T (0 for the reference base). ``--out NAME.h5``:
+``delta_logit`` and ``delta_prob`` (C, L, 4) in A, C, G, T order, ``ref_prob`` (C, L),
+``position`` (L,) 1-based, ``reference`` (L,), ``cell_types`` (C,); attributes ``chrom``,
+``start``, ``end`` and the model(s). N bases are NaN.
 """
 
 from __future__ import annotations
@@ -61,11 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         "|delta| over the bins whose window holds it. Details below the examples.",
         ["chromtune variants --model RUN_ID --vcf gwas.vcf.gz --out effects.tsv      # the data set's cell types",
          "chromtune variants --model runs/s2 --vcf snps.vcf --expression new_tpm.tsv --cells my_cells --out e.h5",
-         "chromtune variants --model SWEEP_RUN_ID --vcf snps.vcf --data data.h5 --strict --out effects.tsv.gz"])
+         "chromtune variants --model SWEEP_RUN_ID --vcf snps.vcf --data data.h5 --strict --out effects.tsv.gz",
+         "chromtune variants --model runs/s2 --ism chr1:10001-10200 --cells hepatocyte --out ism.h5   # logo matrix"])
     p.epilog += "\n\n" + __doc__.split("\n", 2)[2]
     p.add_argument("--model", required=True,
                    help="stage-2 checkpoint file, run folder holding best.pt, or MLflow run id of a sweep or its fold run")
-    p.add_argument("--vcf", required=True, type=Path, help="variants, VCF (plain or gzipped)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--vcf", type=Path, help="variants, VCF (plain or gzipped)")
+    source.add_argument("--ism", metavar="CHROM:START-END",
+                        help="saturation mutagenesis of a region (1-based, inclusive): every SNV of every base")
     p.add_argument("--out", required=True, type=Path, help="output file: .tsv, .tsv.gz or .h5")
     p.add_argument("--data", type=Path, help="data set holding the genome (default: the model's training data set)")
     p.add_argument("--expression", type=Path, help="TPM table of new cell types to score besides the data set's own")
