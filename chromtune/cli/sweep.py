@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         "STORAGE/SWEEP/; every run is logged to MLflow (sweep -> fold -> stage -> trial). Ctrl-C (or SIGTERM) "
         "stops a sweep resumably: running trials keep their last epoch checkpoint, their stage is neither "
         "selected nor marked done, and one line says how to continue (--resume); a second Ctrl-C exits at "
-        "once. One driver runs a sweep at a time: a lease in its storage refuses a second one.",
+        "once. One driver runs a sweep at a time: a lease in its storage refuses a second one. While it runs, one "
+        "status line gives folds and trials done and an estimate of the rest; at its end, a per-fold table, "
+        "each fold's selected model (MLflow run id, best.pt) and the commands to run next.",
         ["chromtune sweep --arch resnet --folds 5                 # the embedded demo data set",
          "chromtune sweep --arch basset --folds 5 --smoke-test    # the same path, shrunk (CI)",
          "chromtune sweep --data data.h5 --arch resnet --folds 5 --workers-per-trial 2 --gpus-per-worker 1 "
