@@ -89,6 +89,16 @@ def test_plain_lines_when_not_a_terminal():
     say("after the sweep")  # no Progress open: not an event
 
 
+def test_a_log_gets_the_line_at_each_folds_end():
+    out = io.StringIO()
+    progress = Progress(folds=2, stage_trials={1: 1, 2: 1}, stream=out, interval=3600)
+    progress.handle(("fold_done", 0))
+    assert out.getvalue() == "0:00 | folds 1/2 | trials 2/4 done, 0 running | estimate after the first trial\n"
+    terminal = Terminal()
+    Progress(folds=2, stage_trials={1: 1, 2: 1}, stream=terminal, interval=3600).handle(("fold_done", 0))
+    assert terminal.getvalue() == ""  # a terminal's line is redrawn every second anyway
+
+
 def test_one_line_redrawn_in_place_on_a_terminal():
     out = Terminal()
     with Progress(folds=1, stage_trials={1: 2, 2: 2}, stream=out, interval=0.05) as progress:

@@ -5,8 +5,8 @@ The status line reads, for example::
     resnet tune+mean | 12:04 | folds 1/5 | trials 14/60 done, 2 running | about 41 min left
 
 On a terminal it is redrawn in place every second; elsewhere (a log file, ``ray job logs``) it is a
-plain line every 30 s. The estimate scales the wall time per trial finished in this run (since the
-first trial started) to the trials left.
+plain line every 30 s and at the end of each fold. The estimate scales the wall time per trial
+finished in this run (since the first trial started) to the trials left.
 
 Events come from wherever a fold runs. In the driver's process they go straight to its
 :class:`Progress`; a fold in a process of its own (folds at once) sends them through a
@@ -126,6 +126,8 @@ class Progress:
                 self.running = {key for key in self.running if key[:2] != tuple(rest)}
             elif kind == "fold_done":
                 self.folds_done.add(rest[0])
+                if not self.tty:  # a log also gets the line at each fold's end, however short the fold
+                    self.draw()
 
     def seed(self, stages_done: Iterable[tuple[int, int]], finished: dict[tuple[int, int], set[str]],
              folds_done: Iterable[int]) -> None:
