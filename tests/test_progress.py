@@ -93,6 +93,7 @@ def test_a_log_gets_the_line_at_each_folds_end():
     out = io.StringIO()
     progress = Progress(folds=2, stage_trials={1: 1, 2: 1}, stream=out, interval=3600)
     progress.handle(("fold_done", 0))
+    progress.handle(("fold_done", 0))  # announced again (--resume): not a second line
     assert out.getvalue() == "0:00 | folds 1/2 | trials 2/4 done, 0 running | estimate after the first trial\n"
     terminal = Terminal()
     Progress(folds=2, stage_trials={1: 1, 2: 1}, stream=terminal, interval=3600).handle(("fold_done", 0))

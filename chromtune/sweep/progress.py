@@ -124,7 +124,7 @@ class Progress:
             elif kind == "stage_done":
                 self.stages_done.add(tuple(rest))
                 self.running = {key for key in self.running if key[:2] != tuple(rest)}
-            elif kind == "fold_done":
+            elif kind == "fold_done" and rest[0] not in self.folds_done:  # a resumed sweep re-announces its done folds
                 self.folds_done.add(rest[0])
                 if not self.tty:  # a log also gets the line at each fold's end, however short the fold
                     self.draw()
