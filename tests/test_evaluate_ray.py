@@ -12,7 +12,7 @@ from chromtune.data.dataset import write_dataset
 from chromtune.data.shared import release_shared
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
-from chromtune.storage import Storage
+from chromtune.io.storage import Storage
 from chromtune.sweep.fold import evaluate_remotely
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import evaluate_checkpoint

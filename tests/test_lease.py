@@ -95,7 +95,7 @@ def test_drivers_started_together_get_one_owner(storage):  # noqa: F811
 
 def test_release_waits_for_a_heartbeat_in_flight(tmp_path, monkeypatch):
     """A beat that is writing when the driver releases must not leave the lease behind."""
-    from chromtune.storage import Storage
+    from chromtune.io.storage import Storage
 
     storage = Storage(str(tmp_path / "store"))
     writing = threading.Event()

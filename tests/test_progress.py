@@ -181,9 +181,9 @@ def test_sizes_read_as_people_write_them():
 @pytest.mark.parametrize("capacity,slots,folds", [({"CPU": 2.0}, 2, 1), ({"CPU": 64.0}, 64, 5),
                                                   ({"CPU": math.inf}, math.inf, 5)])
 def test_trial_concurrency_follows_the_cluster(monkeypatch, capacity, slots, folds):
-    import chromtune.ray_runtime
+    import chromtune.sweep.ray_runtime
 
-    monkeypatch.setattr(chromtune.ray_runtime, "cluster_capacity", lambda: capacity)
+    monkeypatch.setattr(chromtune.sweep.ray_runtime, "cluster_capacity", lambda: capacity)
     args = SimpleNamespace(max_concurrent_trials=0, concurrent_folds=0, workers_per_trial=0, cpus_per_worker=1,
                            gpus_per_worker=0, folds=5)
     plan = SimpleNamespace(args=args, spaces={1: SimpleNamespace(num_samples=6), 2: SimpleNamespace(num_samples=6)})

@@ -3,7 +3,7 @@ import pytest
 import yaml
 
 from chromtune.errors import UserError
-from chromtune.search_space import NOT_ALLOWED, SHIPPED, grid_points, load_search_space, shipped_spaces
+from chromtune.sweep.search_space import NOT_ALLOWED, SHIPPED, grid_points, load_search_space, shipped_spaces
 
 
 def write(tmp_path, text):

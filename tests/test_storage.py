@@ -10,7 +10,7 @@ import time
 import boto3
 import pytest
 
-from chromtune.storage import Storage, fetch
+from chromtune.io.storage import Storage, fetch
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from chromtune.data import demo
 from chromtune.errors import run_cli
-from chromtune.storage import Storage
+from chromtune.io.storage import Storage
 from chromtune.cli.sweep import main as sweep_main
 from chromtune.sweep.stage import tune_state_saved
 from chromtune.tracking import prepare_store

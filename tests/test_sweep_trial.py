@@ -8,8 +8,8 @@ import ray
 from ray import tune
 
 from chromtune.data.demo import demo_path
-from chromtune.ray_runtime import start_ray
-from chromtune.storage import Storage
+from chromtune.sweep.ray_runtime import start_ray
+from chromtune.io.storage import Storage
 from chromtune.sweep.stage import _checkpoint_location, _has_checkpoint, sweep_trial
 from chromtune.train.loop import STATE_FILE
 from chromtune.train.runner import latest_checkpoint

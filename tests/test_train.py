@@ -227,7 +227,7 @@ def test_a_user_error_raised_in_a_ray_worker_is_one_line(capsys):
     import ray
 
     from chromtune.errors import UserError, user_error_in
-    from chromtune.ray_runtime import start_ray
+    from chromtune.sweep.ray_runtime import start_ray
 
     started = not ray.is_initialized()
     start_ray()

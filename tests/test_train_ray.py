@@ -6,7 +6,7 @@ import pytest
 import ray
 
 from chromtune.data.demo import demo_path
-from chromtune.ray_runtime import start_ray
+from chromtune.sweep.ray_runtime import start_ray
 from chromtune.train.config import TrainConfig
 from chromtune.train.runner import run_training
 

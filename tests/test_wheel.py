@@ -14,7 +14,7 @@ PROBE = """
 import chromtune, sys
 from pathlib import Path
 print(chromtune.__file__)
-from chromtune.search_space import load_search_space, shipped_spaces
+from chromtune.sweep.search_space import load_search_space, shipped_spaces
 from chromtune.cli.sweep import build_parser
 args = build_parser().parse_args([])
 for name in (args.stage1_space, args.stage2_space, *shipped_spaces()):

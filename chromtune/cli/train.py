@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chromtune.data.demo import demo_path
         data = str(demo_path())
     cfg = config_from_args(args, data)
-    from chromtune.ray_runtime import check_resources, start_ray
+    from chromtune.sweep.ray_runtime import check_resources, start_ray
     from chromtune.train.runner import run_training
     if args.workers:
         start_ray(args.address)

@@ -30,7 +30,7 @@ import numpy as np
 
 from chromtune.data.dataset import Dataset, open_dataset
 from chromtune.data.labels import PackedLabels
-from chromtune.storage import fetch
+from chromtune.io.storage import fetch
 
 PREFIX = "chromtune-data-"
 NAMESPACE = "chromtune"

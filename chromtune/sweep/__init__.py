@@ -9,4 +9,6 @@ the command itself is :mod:`chromtune.cli.sweep`).
 ``summary``  the per-fold table, the selected models, the next commands, the storage size
 ``lease``    one driver per sweep: a lease object in the sweep's storage
 ``signals``  SIGINT/SIGTERM: a resumable stop, and an immediate exit on the second
+``search_space``  the search-space YAML files: schema, loading, Optuna samplers
+``ray_runtime``   starting Ray, the cluster's capacity, the resource and shared-storage checks
 """

@@ -91,7 +91,7 @@ def earlier_progress(plan: SweepPlan, tracker) -> tuple[set, dict, set]:
 def run_sweep(plan: SweepPlan) -> str:
     """One sweep from its start or --resume to its end, under a live progress line; its closing text."""
     from chromtune.data.shared import release_shared
-    from chromtune.ray_runtime import check_resources, check_shared_storage, is_multi_node, start_ray
+    from chromtune.sweep.ray_runtime import check_resources, check_shared_storage, is_multi_node, start_ray
     from chromtune.tracking import Tracker, is_default_store
 
     args = plan.args

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from chromtune.models.flat_input import FlatInputModel
-from chromtune.storage import fetch
+from chromtune.io.storage import fetch
 from chromtune.sweep.plan import SweepPlan
 from chromtune.sweep.progress import emit, say
 from chromtune.sweep.signals import STOP, Interrupted

@@ -29,7 +29,7 @@ import uuid
 from typing import Callable
 
 from chromtune.errors import UserError
-from chromtune.storage import Storage
+from chromtune.io.storage import Storage
 
 LEASE_NAME = "driver.lease"
 HEARTBEAT_S = 10.0

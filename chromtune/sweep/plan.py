@@ -13,8 +13,8 @@ import pyarrow.fs as pafs
 from chromtune.atomic import check_output_folder
 from chromtune.errors import UserError
 from chromtune.models import ARCHITECTURES
-from chromtune.search_space import SearchSpace, load_search_space
-from chromtune.storage import Storage
+from chromtune.sweep.search_space import SearchSpace, load_search_space
+from chromtune.io.storage import Storage
 from chromtune.train.config import TrainConfig, size_defaults
 from chromtune.sweep.lease import LEASE_NAME
 
@@ -99,7 +99,7 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
 def _trial_slots(plan: SweepPlan) -> float:
     """Trials at once: ``--max-concurrent-trials``, else as many as the cluster (and what its
     autoscaler may add) fits; inf when unbounded."""
-    from chromtune.ray_runtime import cluster_capacity
+    from chromtune.sweep.ray_runtime import cluster_capacity
 
     args = plan.args
     if args.max_concurrent_trials:

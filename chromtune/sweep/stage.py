@@ -8,7 +8,7 @@ import json
 import pyarrow.fs as pafs
 import torch
 
-from chromtune.storage import Storage
+from chromtune.io.storage import Storage
 from chromtune.sweep.signals import STOP, Interrupted, StopTune
 from chromtune.sweep.plan import SweepPlan, concurrency
 from chromtune.train.config import TrainConfig

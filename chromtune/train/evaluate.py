@@ -37,7 +37,7 @@ from chromtune.data.sampling import eval_chunks
 from chromtune.models import SplitHead
 from chromtune.models.checkpoint import load_model
 from chromtune.models.split import MAX_PAIRS
-from chromtune.storage import fetch
+from chromtune.io.storage import fetch
 from chromtune.train.baselines import mean_baseline, weighted_mean_baseline
 from chromtune.train.config import TrainConfig
 from chromtune.train.metrics import (SCORE_DTYPE, StreamingMetrics, auprc, auroc, evaluate_scores,

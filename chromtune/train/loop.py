@@ -38,7 +38,7 @@ from chromtune.data.sampling import Stage1Sampler, Stage2Sampler
 from chromtune.errors import UserError
 from chromtune.models import build_model
 from chromtune.models.checkpoint import load_model
-from chromtune.storage import fetch
+from chromtune.io.storage import fetch
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import autocast, unwrap, validation_metrics
 from chromtune.train.task import FoldTask

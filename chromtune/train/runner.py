@@ -27,7 +27,7 @@ from chromtune.atomic import atomic_path, write_text
 from chromtune.data.folds import split_table
 from chromtune.errors import UserError
 from chromtune.models.checkpoint import load_model, save_model
-from chromtune.storage import Storage
+from chromtune.io.storage import Storage
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import test_evaluation
 from chromtune.train.loop import (BEST_FILE, STATE_FILE, FolderSession, run_loop, stage1_checkpoint,

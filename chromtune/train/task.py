@@ -17,7 +17,7 @@ from functools import lru_cache
 from chromtune.data.dataset import Dataset, DatasetError, format_version, open_dataset
 from chromtune.data.folds import BinSplit, Fold, select_fold, split_bins
 from chromtune.data.shared import in_ray_worker, shared_dataset
-from chromtune.storage import fetch
+from chromtune.io.storage import fetch
 from chromtune.train.baselines import MeanAccessibility
 from chromtune.train.config import TrainConfig
 
