@@ -141,15 +141,14 @@ def load_predictors(source: str, tracking_uri: str | None = None) -> list[tuple[
 
 def _sweep_folds(run_id: str, tracking_uri: str | None) -> list[str] | None:
     """Run ids of a sweep run's FINISHED fold runs in fold order; None when `run_id` is no sweep run."""
-    if tracking_uri is None:
-        from chromtune.tracking import DEFAULT_TRACKING_URI
-        tracking_uri = DEFAULT_TRACKING_URI
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
+    from chromtune import tracking
+
+    tracking_uri = tracking_uri or tracking.DEFAULT_TRACKING_URI
+    if tracking_uri.startswith(tracking.SQLITE) and not Path(tracking_uri[len(tracking.SQLITE):]).is_file():
         return None  # load_predictor says what is missing
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient(tracking_uri)
+    client = tracking.client(tracking_uri)
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -186,17 +185,14 @@ def _load_checkpoint(path: Path, source: str) -> tuple[nn.Module, dict]:
 
 def _download_checkpoint(run_id: str, tracking_uri: str | None, folder: str) -> Path:
     """The run's artifact ``best.pt``, downloaded into `folder`."""
-    if tracking_uri is None:
-        from chromtune.tracking import DEFAULT_TRACKING_URI  # imported here: only a run id needs MLflow (slow)
-        tracking_uri = DEFAULT_TRACKING_URI
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
-        raise UserError(f"--tracking-uri {tracking_uri}: no such MLflow store (a sweep writes sqlite:///mlflow.db "
-                        "in the folder it ran in)")
+    from chromtune import tracking  # imported here: only a run id needs MLflow (slow)
+
+    tracking_uri = tracking.require_store(tracking_uri, "a sweep writes sqlite:///mlflow.db in the folder it ran in")
     import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
-        mlflow.MlflowClient(tracking_uri).get_run(run_id)
+        tracking.client(tracking_uri).get_run(run_id)
     except MlflowException:
         raise UserError(f"--model {run_id}: no such run in the MLflow store {tracking_uri}") from None
     try:

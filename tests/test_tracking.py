@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from chromtune.tracking import Tracker, TrialLogger
+from chromtune.sweep.trial_logger import TrialLogger
+from chromtune.tracking import Tracker
 
 pytestmark = pytest.mark.tracking
 
@@ -120,3 +121,13 @@ def test_trial_runs_hold_chromtune_metrics_and_stopped_trials_are_tagged(tmp_pat
     assert "stopped early at epoch 1/2" in capsys.readouterr().out
     Tracker(uri, "exp", "sweep-key")  # reopening an experiment keeps its kind
     assert client.get_experiment_by_name("exp").tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_tracking_imports_no_ray():
+    """predict, variants and interpret use tracking; Ray (seconds to import) belongs to the sweep."""
+    import subprocess
+    import sys
+
+    code = "import sys, chromtune.tracking; assert 'mlflow' in sys.modules; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -49,12 +49,12 @@ class Sweep:
 def open_experiment(tracking_uri: str, experiment: str):
     """(client, experiment id) of an existing store and experiment; never creates either."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
-        raise UserError(f"--tracking-uri {tracking_uri}: no such MLflow store (run a sweep first, or give its URI)")
+    from chromtune import tracking
+
+    tracking.require_store(tracking_uri, "run a sweep first, or give its URI")
     try:
-        client = MlflowClient(tracking_uri)
+        client = tracking.client(tracking_uri)
         found = client.get_experiment_by_name(experiment)
         names = [e.name for e in client.search_experiments()] if found is None else []
     except MlflowException as err:

@@ -118,13 +118,12 @@ def log_to_mlflow(run_id: str, tracking_uri: str | None, out: Path, files: list[
                   metrics: dict) -> str:
     """A new MLflow run ``interpret`` nested under `run_id`, holding `files` as artifacts; its id."""
     from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
 
-    from chromtune.tracking import DEFAULT_TRACKING_URI, PARENT_TAG
+    from chromtune import tracking
 
-    client = MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
+    client = tracking.client(tracking_uri)
     parent = client.get_run(run_id)
-    tags = {PARENT_TAG: run_id, "chromtune.level": "interpret",
+    tags = {tracking.PARENT_TAG: run_id, "chromtune.level": "interpret",
             "mlflow.note.content": f"chromtune interpret of run {run_id}"}
     if "chromtune.sweep" in parent.data.tags:
         tags["chromtune.sweep"] = parent.data.tags["chromtune.sweep"]

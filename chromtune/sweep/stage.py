@@ -48,7 +48,8 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
 
     from chromtune.sweep.progress import ProgressCallback, emit, say
     from chromtune.sweep.summary import params_text
-    from chromtune.tracking import TrialLogger, stopped_early
+    from chromtune.sweep.trial_logger import TrialLogger
+    from chromtune.tracking import stopped_early
 
     args, space = plan.args, plan.spaces[stage]
     name = f"fold{fold}-stage{stage}"
