@@ -1,10 +1,15 @@
 """The install path: declared dependencies cover the imports, README set-up in order, CI fails loudly."""
 
 import ast
+import os
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # import name -> distribution name, where they differ
@@ -51,10 +56,58 @@ def test_readme_setup_is_in_order():
     assert re.search(r"Python 3\.1\d or newer", setup)
 
 
+def code_lines(path: Path) -> list[str]:
+    """The script's lines without comments and blank lines."""
+    return [line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()]
+
+
 def test_ci_fails_on_a_failed_install_and_runs_exactly_pytest():
-    script = (ROOT / ".ci" / "run").read_text()
-    code = [line.split("#")[0].strip() for line in script.splitlines() if line.split("#")[0].strip()]
+    code = code_lines(ROOT / ".ci" / "run")
     assert "set -euo pipefail" in code
     assert not any(re.search(r"\|\|\s*(echo|true|:)\b", line) for line in code), "an install failure is hidden"
     assert code[-1] == "pytest"
-    assert any('pip install "torch==2.13.0"' in line for line in code)
+    assert "scripts/install.sh python" in code
+
+
+def test_install_script_pins_torch_before_the_project_and_fails_loudly():
+    code = code_lines(ROOT / "scripts" / "install.sh")
+    assert "set -euo pipefail" in code
+    assert not any(re.search(r"\|\|\s*(echo|true|:)\b", line) for line in code), "an install failure is hidden"
+    torch_lines = [i for i, line in enumerate(code) if 'install "$torch"' in line]
+    project = next(i for i, line in enumerate(code) if 'pip install -e ".[dev]"' in line)
+    upgrade = next(i for i, line in enumerate(code) if "install --upgrade pip" in line)
+    assert len(torch_lines) == 3 and upgrade < min(torch_lines) and max(torch_lines) < project
+    assert 'torch="torch==2.13.0"' in code and 'cpu_index="https://download.pytorch.org/whl/cpu"' in code
+    assert any('--index-url "$cpu_index"' in code[i] for i in torch_lines)  # the CPU build where reachable
+
+
+def dry_run(*arguments: str) -> list[str]:
+    """What `make` would run (its dry run, -n: nothing is installed)."""
+    env = {**os.environ, "MAKEFLAGS": ""}
+    run = subprocess.run(["make", "-n", *arguments],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_sets_up_the_venv_then_runs_the_main_job_or_the_tests():
+    run = dry_run("-B", "run", "VENV=/tmp/v")  # -B: as from a fresh clone
+    assert run[:3] == ["test -x /tmp/v/bin/python || python3 -m venv /tmp/v", "scripts/install.sh /tmp/v/bin/python",
+                       "touch /tmp/v/.chromtune-installed"]
+    assert run[3:] == ["/tmp/v/bin/python -m chromtune.sweep --arch resnet --folds 5 "]
+    test = dry_run("-B", "test", "VENV=/tmp/v", "PYTEST_ARGS=tests/test_cli.py -q")
+    assert test[:3] == run[:3] and test[3:] == ["/tmp/v/bin/pytest tests/test_cli.py -q"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_skips_the_set_up_while_its_stamp_is_current(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    stamp = venv / ".chromtune-installed"
+    stamp.touch()
+    newest = max((ROOT / "pyproject.toml").stat().st_mtime, (ROOT / "scripts" / "install.sh").stat().st_mtime)
+    os.utime(stamp, (newest + 10, newest + 10))
+    assert dry_run("test", f"VENV={venv}") == [f"{venv}/bin/pytest "]
+    os.utime(stamp, (newest - 10, newest - 10))  # pyproject.toml changed since: set up again
+    assert f"scripts/install.sh {venv}/bin/python" in dry_run("test", f"VENV={venv}")
