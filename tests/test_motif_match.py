@@ -9,8 +9,8 @@ from memelite.io import write_meme
 
 from chromtune.data.demo import build_demo, load_motifs
 from chromtune.errors import UserError
-from chromtune.interpret.motif_match import (benjamini_hochberg, match_motifs, motif_genes, planted_motifs,
-                                             read_motif_file, trim_pattern)
+from chromtune.interpret.motif_match import benjamini_hochberg, match_motifs, motif_genes, planted_motifs, trim_pattern
+from chromtune.io.motifs import read_motif_file
 from conftest import random_dataset
 
 JASPAR = """>MA0004.1\tArnt

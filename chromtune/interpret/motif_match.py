@@ -1,9 +1,8 @@
 """Known-motif databases and Tomtom matching of discovered motifs against them.
 
 A motif database is an ordered ``{name: (4, W) float64 PWM}`` (probabilities over A, C, G, T,
-columns summing to 1), read from a MEME file (memelite's reader), a JASPAR file (``>ID name``
-headers, then four rows of counts, with or without ``A [ ... ]`` brackets), or the planted motifs
-of the demo data set (``truth/motif_pwm``). Names read ``"<ID> <TF name>"``.
+columns summing to 1), read from a MEME or JASPAR file (:mod:`chromtune.io.motifs`) or the planted
+motifs of the demo data set (``truth/motif_pwm``). Names read ``"<ID> <TF name>"``.
 
 Matching (memelite's Tomtom, complete scores, both strands) gives a (Q, T) p-value matrix;
 q-values are Benjamini-Hochberg over all Q x T comparisons (MEME's Tomtom, too, computes its
@@ -13,7 +12,6 @@ motifs gives p-values that depend on which motifs it holds.
 
 Shape contract::
 
-    read_motif_file(path)                   -> {name: (4, W)}
     planted_motifs(dataset)                 -> {name: (4, W)}, {name: [driver genes]}
     tf_names(name)                          -> TF names in a JASPAR, HOCOMOCO or ENCODE/chrombpnet motif name
     motif_genes(names, genes)               -> {name: [genes of the model named by the motif]}
@@ -27,7 +25,6 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -35,65 +32,6 @@ from chromtune.errors import UserError
 
 FEW_TARGETS = 25         # memelite's (and MEME's 50) warning level for a small target set
 TRIM_THRESHOLD = 0.2     # keep positions whose |CWM| mass is >= 20 % of the peak (modisco-lite's report: 30 %)
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-def _normalise(counts: np.ndarray, where: str) -> np.ndarray:
-    """(4, W) counts or probabilities -> probabilities; a UserError for negative, NaN or empty columns."""
-    if counts.ndim != 2 or counts.shape[0] != 4 or counts.shape[1] == 0:
-        raise UserError(f"{where}: expected 4 rows (A, C, G, T) of equal length, got shape {counts.shape}")
-    if not np.isfinite(counts).all() or (counts < 0).any():
-        raise UserError(f"{where}: negative, NaN or infinite values")
-    total = counts.sum(0)
-    if (total <= 0).any():
-        raise UserError(f"{where}: column {int(np.argmax(total <= 0)) + 1} is all zero")
-    return counts / total
-
-
-def _read_jaspar(text: str, where: str) -> dict[str, np.ndarray]:
-    motifs: dict[str, np.ndarray] = {}
-    blocks = re.split(r"^>", text, flags=re.M)[1:]
-    for block in blocks:
-        header, *rows = [line for line in block.splitlines() if line.strip()]
-        name = " ".join(header.split())
-        if len(rows) != 4:
-            raise UserError(f"{where}: motif {name!r} has {len(rows)} rows, expected 4 (A, C, G, T)")
-        values = [[float(v) for v in _NUMBER.findall(re.sub(r"^\s*[ACGTacgt]\b", "", row))] for row in rows]
-        if len({len(v) for v in values}) != 1:
-            raise UserError(f"{where}: motif {name!r} has rows of different lengths")
-        motifs[name] = _normalise(np.asarray(values, dtype=np.float64), f"{where}: motif {name!r}")
-    return motifs
-
-
-def read_motif_file(path: str | Path, flag: str = "--motifs") -> dict[str, np.ndarray]:
-    """The motifs of a MEME or JASPAR file, in file order; any problem is a one-line UserError."""
-    path = Path(path)
-    where = f"{flag} {path}"
-    if not path.is_file():
-        raise UserError(f"{where}: no such file")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{where}: cannot read ({err.__class__.__name__})") from None
-    if re.search(r"^MEME version", text, flags=re.M):
-        from memelite.io import read_meme
-
-        try:
-            raw = read_meme(str(path))
-        except (ValueError, AttributeError, IndexError) as err:
-            raise UserError(f"{where}: malformed MEME file ({err.__class__.__name__}: {err})") from None
-        motifs = {name: _normalise(np.asarray(pwm, dtype=np.float64), f"{where}: motif {name!r}")
-                  for name, pwm in raw.items()}
-    elif text.lstrip().startswith(">"):
-        try:
-            motifs = _read_jaspar(text, where)
-        except ValueError as err:
-            raise UserError(f"{where}: malformed JASPAR file ({err})") from None
-    else:
-        raise UserError(f"{where}: neither a MEME file ('MEME version' line) nor a JASPAR file ('>' headers)")
-    if not motifs:
-        raise UserError(f"{where}: holds no motifs")
-    return motifs
 
 
 def planted_motifs(dataset) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:

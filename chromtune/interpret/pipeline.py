@@ -27,7 +27,8 @@ from chromtune.interpret.attribution import hypothetical_contributions
 from chromtune.interpret.discovery import (MIN_MODISCO_BINS, MODISCO_OPTIONS, SPECIFIC_FRACTION, pattern_records,
                                            run_modisco, select_bins, window_one_hot)
 from chromtune.interpret.embedding import plot_tsne, tsne_embedding
-from chromtune.interpret.motif_match import FEW_TARGETS, match_motifs, motif_genes, planted_motifs, read_motif_file
+from chromtune.interpret.motif_match import FEW_TARGETS, match_motifs, motif_genes, planted_motifs
+from chromtune.io.motifs import read_motif_file
 from chromtune.predict import (INSTALL_HINT, check_data, file_stems, open_data, train_cells,
                                align_expression, bins_in_regions, load_predictor, predict_accessibility, resolve_device)
 from chromtune.train.baselines import mean_accessibility
