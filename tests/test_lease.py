@@ -27,14 +27,31 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def test_a_second_driver_is_refused_until_the_first_ends(storage):  # noqa: F811
+def heartbeats(monkeypatch, count: int) -> threading.Event:
+    """An event set once the heartbeat thread has written the lease ``count`` times."""
+    written, done = [], threading.Event()
+    write = Lease._write
+
+    def counted_write(self):
+        write(self)
+        if threading.current_thread().name == "lease-heartbeat":
+            written.append(1)
+            if len(written) >= count:
+                done.set()
+
+    monkeypatch.setattr(Lease, "_write", counted_write)
+    return done
+
+
+def test_a_second_driver_is_refused_until_the_first_ends(storage, monkeypatch):  # noqa: F811
+    renewed = heartbeats(monkeypatch, 3)
     first = Lease(storage, "chromtune sweep --arch basset")
     first.acquire(resume=False, force=False)
     try:
         for resume in (False, True):
             with pytest.raises(UserError, match=f"being run by pid {os.getpid()} on {socket.gethostname()}"):
                 Lease(storage, "second").acquire(resume=resume, force=False)
-        time.sleep(0.3)  # heartbeats renew the lease, never lose it
+        assert renewed.wait(10)  # heartbeats renew the lease, never lose it
         assert json.loads(storage.read_text(LEASE_NAME))["owner"] == first.token
     finally:
         first.release()
@@ -98,20 +115,23 @@ def test_release_waits_for_a_heartbeat_in_flight(tmp_path, monkeypatch):
     from chromtune.io.storage import Storage
 
     storage = Storage(str(tmp_path / "store"))
-    writing = threading.Event()
+    writing, wrote = threading.Event(), threading.Event()
     write = Lease._write
 
     def slow_write(self):
-        if threading.current_thread().name == "lease-heartbeat":
-            writing.set()
-            time.sleep(0.5)
+        """A heartbeat's write that lasts until the driver has begun to release."""
+        if threading.current_thread().name != "lease-heartbeat":
+            return write(self)
+        writing.set()
+        assert self._stop.wait(10)
         write(self)
+        wrote.set()
 
     monkeypatch.setattr(Lease, "_write", slow_write)
     lease = Lease(storage, "chromtune sweep")
     lease.acquire(resume=False, force=False)
     assert writing.wait(5)
     lease.release()
-    time.sleep(0.7)
+    assert wrote.is_set()  # the release waited for the beat's write to land
     assert storage.read_text(LEASE_NAME) is None
 

@@ -3,7 +3,7 @@
 import io
 import math
 import multiprocessing
-import time
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -14,7 +14,25 @@ from chromtune.sweep.progress import CLEAR, Progress, ProgressCallback, connect,
 from chromtune.sweep.summary import FoldModel, closing_text, human_bytes, summary_table
 
 
-class Terminal(io.StringIO):
+class Watched(io.StringIO):
+    """A log stream a test can wait on: ``wait_for(text)`` returns once ``text`` has been written."""
+
+    def __init__(self):
+        super().__init__()
+        self.written = threading.Condition()
+
+    def write(self, text):
+        with self.written:
+            count = super().write(text)
+            self.written.notify_all()
+        return count
+
+    def wait_for(self, text, timeout=10.0):
+        with self.written:
+            return self.written.wait_for(lambda: text in self.getvalue(), timeout)
+
+
+class Terminal(Watched):
     def isatty(self):
         return True
 
@@ -73,10 +91,10 @@ def test_resumed_sweep_counts_earlier_trials_as_finished_but_not_in_the_estimate
 
 
 def test_plain_lines_when_not_a_terminal():
-    out = io.StringIO()
+    out = Watched()
     with Progress(folds=1, stage_trials={1: 1, 2: 1}, stream=out, interval=0.05) as progress:
         ProgressCallback(0, 1).on_trial_start(0, [], trial("t1"))
-        time.sleep(0.3)
+        assert out.wait_for("trials 0/2 done, 1 running")  # the drawing thread's next line
         say("[fold 0 stage 1] trial 1/1 finished")
         ProgressCallback(0, 1).on_trial_complete(0, [], trial("t1"))
         assert progress.running == set()
@@ -104,7 +122,7 @@ def test_one_line_redrawn_in_place_on_a_terminal():
     out = Terminal()
     with Progress(folds=1, stage_trials={1: 2, 2: 2}, stream=out, interval=0.05) as progress:
         progress.handle(("start", 0, 1, "t1"))
-        time.sleep(0.2)
+        assert out.wait_for("1 running")  # redrawn in place by the drawing thread
         say("a finished trial")
     text = out.getvalue()
     assert CLEAR + "a finished trial\n" in text  # the status line cleared, the line printed, the status redrawn
