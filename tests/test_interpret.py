@@ -22,6 +22,7 @@ from chromtune.data.dataset import open_dataset, write_dataset
 from chromtune.data.demo import demo_path
 from chromtune.cli.interpret import main as interpret_main
 from chromtune.interpret import activity, discovery
+from chromtune.interpret import pipeline as interpret_pipeline
 from chromtune.interpret.motif_match import planted_motifs
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
@@ -134,10 +135,10 @@ def test_motif_activity_is_the_mean_contribution_over_instances_per_cell_type():
 
 
 def test_negative_patterns_are_their_own_rows():
-    records = [dict(matched=True, best_match="M1 X", sign=1, loci=np.array([[1, 2, 8], [3, 0, 6]])),
-               dict(matched=True, best_match="M1 X", sign=1, loci=np.array([[1, 2, 8]])),
-               dict(matched=True, best_match="M1 X", sign=-1, loci=np.array([[5, 1, 7]])),
-               dict(matched=False, best_match="M2 Y", sign=1, loci=np.array([[6, 1, 7]]))]
+    records = [dict(motif="M1 X", sign=1, loci=np.array([[1, 2, 8], [3, 0, 6]])),
+               dict(motif="M1 X", sign=1, loci=np.array([[1, 2, 8]])),
+               dict(motif="M1 X", sign=-1, loci=np.array([[5, 1, 7]])),
+               dict(motif="", sign=1, loci=np.array([[6, 1, 7]]))]  # no TF motif (none matched, or a bias motif)
     loci = activity.instance_loci(records, 10, np.random.default_rng(0))
     assert list(loci) == ["M1 X", "M1 X (negative)"]
     assert loci["M1 X"].tolist() == [[1, 2, 8], [3, 0, 6]] and loci["M1 X (negative)"].tolist() == [[5, 1, 7]]
@@ -158,7 +159,7 @@ def test_cli_writes_every_output_and_logs_them_under_the_fold_run(setup, capsys)
     code, out, err = cli(["--model", fold_run, "--tracking-uri", uri, "--motifs", d / "db.meme", "--max-bins", 40,
                           "--out", d / "out"], capsys)
     assert code == 0, err
-    names = ["contributions.h5", "motifs.tsv", "motif_summary.tsv", "tsne.png"]
+    names = ["contributions.h5", "cell_types.tsv", "motifs.tsv", "motif_summary.tsv", "tsne.png"]
     for name in names:
         assert (d / "out" / name).is_file(), name
     with h5py.File(d / "out" / "contributions.h5") as f:
@@ -173,6 +174,16 @@ def test_cli_writes_every_output_and_logs_them_under_the_fold_run(setup, capsys)
     ran = [c for c, n in zip(setup["ds"].cell_types, specific.sum(0)) if n >= discovery.MIN_MODISCO_BINS]
     assert 0 < len(ran) < 10 and err.count("too few for TF-MoDISco; skipped") == 10 - len(ran)
     assert sorted(p.stem for p in (d / "out" / "modisco").glob("*.h5")) == sorted(ran)
+    # A cell type TF-MoDISco finds nothing in says so in one line and in cell_types.tsv (the untrained tiny model
+    # gives it nothing to find in any cell type)
+    cells = pd.read_csv(d / "out" / "cell_types.tsv", sep="\t", keep_default_na=False).set_index("cell_type")
+    assert cells.index.tolist() == setup["ds"].cell_types and cells.loc[ran, "n_bins"].ge(20).all()
+    empty = [c for c in ran if cells.loc[c, "n_positive_patterns"] + cells.loc[c, "n_negative_patterns"] == 0]
+    assert empty and (cells.loc[empty, "note"] == interpret_pipeline.NO_PATTERN).all()
+    for cell in empty:
+        assert f"{cell}: {cells.loc[cell, 'n_bins']} bins, {interpret_pipeline.NO_PATTERN}\n" in out
+    skipped = [c for c in cells.index if c not in ran]
+    assert cells.loc[skipped, "note"].str.startswith("skipped: fewer than 20 bins").all()
     assert list(pd.read_csv(d / "out" / "motifs.tsv", sep="\t").columns[:3]) == ["cell_type", "pattern", "n_seqlets"]
     children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{fold_run}'")
     assert len(children) == 1 and children[0].data.tags["chromtune.level"] == "interpret"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -9,9 +11,13 @@ from memelite.io import write_meme
 
 from chromtune.data.demo import build_demo, load_motifs
 from chromtune.errors import UserError
-from chromtune.interpret.motif_match import benjamini_hochberg, match_motifs, motif_genes, planted_motifs, trim_pattern
+from chromtune.interpret.motif_match import (MATCH_COLUMNS, benjamini_hochberg, match_motifs, match_rows,
+                                             planted_motifs, trim_pattern)
+from chromtune.interpret.motif_names import motif_genes
 from chromtune.io.motifs import read_motif_file
 from conftest import random_dataset
+
+REAL = Path(__file__).parent / "data" / "motifs"  # real records of chrombpnet's and JASPAR 2024's files (README)
 
 JASPAR = """>MA0004.1\tArnt
 A  [     4     19      0      0      0      0 ]
@@ -117,30 +123,42 @@ def test_tomtom_finds_each_planted_motif_as_its_own_best_match(planted):
     assert len(match_motifs([], planted).best) == 0
 
 
-@pytest.mark.parametrize("name,tfs", [
-    ("MA0139.2 CTCF", ["CTCF"]),
-    ("MA0142.1 Pou5f1::Sox2", ["Pou5f1", "Sox2"]),
-    ("MA0099.3 FOS::JUN", ["FOS", "JUN"]),
-    ("SPI1_MOUSE.H11MO.0.A", ["SPI1"]),
-    ("CTCF_HUMAN.H11MO.0.A", ["CTCF"]),
-    ("CTCF.H12CORE.0.P.B", ["CTCF"]),
-    ("CTCF_MA0139.1", ["CTCF"]),
-    ("MA0139.1_CTCF", ["CTCF"]),
-    ("GATA3_GATA_2", ["GATA3"]),
-    ("FOS::JUN_MA0099.3", ["FOS", "JUN"]),
-    ("cebpb", ["cebpb"]),
-    ("MA0139.1", []),
-])
-def test_tf_names_of_jaspar_hocomoco_and_encode_styles(name, tfs):
-    from chromtune.interpret.motif_match import tf_names
-    assert tf_names(name) == tfs
+def test_real_database_files_read_with_their_names():
+    meme = read_motif_file(REAL / "chrombpnet_subset.meme")
+    assert len(meme) == 24 and list(meme)[:2] == ["DNASE_6", "DNASE_5"] and "Bach1+Mafk_MA0591.1" in meme
+    assert meme["TN5_1"].shape[0] == 4 and np.allclose(meme["CTCF_MA0139.1"].sum(0), 1, atol=1e-4)
+    jaspar = read_motif_file(REAL / "jaspar2024_subset.jaspar")
+    assert list(jaspar)[:2] == ["MA0139.2 CTCF", "MA0099.4 FOS::JUN"] and "UN0447.1 E2f1/2/3/6" in jaspar
+    # MA0139.2's first column is A 281, C 49, G 449, T 134 counts
+    assert np.allclose(jaspar["MA0139.2 CTCF"][:, 0], np.array([281, 49, 449, 134]) / 913)
 
 
-def test_common_database_names_link_to_genes_case_insensitively():
-    genes = ["SPI1", "CTCF", "GATA3", "POU5F1", "SOX2", "CEBPB"]
-    names = ["SPI1_MOUSE.H11MO.0.A", "CTCF_MA0139.1", "GATA3_GATA_2", "MA0142.1 Pou5f1::Sox2", "cebpb_HUMAN.H11MO.0.A",
-             "MA0004.1 Arnt"]
-    found = motif_genes(names, genes)
-    assert found == {"SPI1_MOUSE.H11MO.0.A": ["SPI1"], "CTCF_MA0139.1": ["CTCF"], "GATA3_GATA_2": ["GATA3"],
-                     "MA0142.1 Pou5f1::Sox2": ["POU5F1", "SOX2"], "cebpb_HUMAN.H11MO.0.A": ["CEBPB"],
-                     "MA0004.1 Arnt": []}
+def _noisy(pwm, rng):
+    return 0.85 * pwm + 0.15 * rng.dirichlet(np.ones(4), pwm.shape[1]).T
+
+
+def test_bias_motifs_are_matched_apart_from_tf_motifs():
+    """Patterns that copy chrombpnet's Tn5 / DNase I bias motifs best match those, are flagged, keep their best TF
+    match (a real TF motif, never a bias one) and are credited to no TF; a TF pattern is credited to its motif."""
+    database = {**read_motif_file(REAL / "chrombpnet_subset.meme"), **read_motif_file(REAL / "jaspar2024_subset.jaspar")}
+    names = list(database)
+    rng = np.random.default_rng(0)
+    queried = ["TN5_1", "DNASE_2", "CTCF_MA0139.1", "MA0142.1 Pou5f1::Sox2"]
+    table = match_motifs([_noisy(database[n], rng) for n in queried], database)
+    assert table.bias.sum() == 14 and [names[k] for k in np.flatnonzero(table.bias)][:2] == ["DNASE_6", "DNASE_5"]
+    rows = match_rows(table, names, 0.05)
+    assert [r["best_match"] for r in rows] == ["TN5_1", "DNASE_2", "CTCF_MA0139.1", "Pou5f1+Sox2_MA0142.1"]
+    assert [r["best_is_bias"] for r in rows] == [True, True, False, False]
+    for r in rows:
+        assert set(MATCH_COLUMNS) <= set(r) and r["matched"]
+        assert r["best_tf_match"] and not table.bias[names.index(r["best_tf_match"])]
+        assert r["tf_p_value"] >= r["p_value"]
+    assert [r["motif"] for r in rows] == ["", "", "CTCF_MA0139.1", "Pou5f1+Sox2_MA0142.1"]
+    assert rows[2]["best_tf_match"] == rows[2]["best_match"] and rows[2]["tf_q_value"] == rows[2]["q_value"]
+    # the bias patterns' TF matches are the next best among the TF motifs
+    p_tf = np.where(table.bias, np.inf, table.p_all)
+    assert [names[k] for k in p_tf.argmin(1)] == [r["best_tf_match"] for r in rows]
+    only_bias = {n: m for n, m in database.items() if n.startswith(("TN5", "DNASE"))}
+    alone = match_rows(match_motifs([_noisy(database["TN5_3"], rng)], only_bias), list(only_bias), 0.05)[0]
+    assert alone["best_match"] == "TN5_3" and alone["best_tf_match"] == "" and not alone["tf_matched"]
+    assert alone["motif"] == ""

@@ -29,8 +29,14 @@ new cell types of that TPM table (``--cells`` picks among them), transformed as 
    bases that match nothing), against the motif database with memelite's Tomtom; q-values
    Benjamini-Hochberg over all pattern x motif comparisons; a pattern *matches* when its best
    q < 0.05. Database: ``--motifs`` (MEME or JASPAR file), by default the demo data set's
-   planted motifs.
-5. *Motif activity* (paper Fig. 3A): the instances of a database motif are the seqlets of every
+   planted motifs. Sequencing-bias motifs in the database (chrombpnet's ``TN5_*`` and
+   ``DNASE_*``: the cutting preferences of Tn5 and DNase I) are matched too, but reported apart:
+   a pattern that looks most like one is flagged (``best_is_bias``), its best TF motif is still
+   given (``best_tf_match``), and it is left out of step 5. A motif's TFs are read from its
+   name in the styles of JASPAR, HOCOMOCO and ENCODE/chrombpnet, joins such as
+   ``Pou5f1::Sox2`` and ``Bach1+Mafk_MA0591.1`` giving each factor
+   (:mod:`chromtune.interpret.motif_names`).
+5. *Motif activity* (paper Fig. 3A): the instances of a database TF motif are the seqlets of every
    pattern matched to it (from any cell type), cut to the pattern's trimmed core; at most
    ``--max-instances`` per motif. Positive and negative patterns give separate rows (the latter
    labelled "(negative)"). Activity of motif m in cell type c = the mean over m's
@@ -48,8 +54,12 @@ new cell types of that TPM table (``--cells`` picks among them), transformed as 
                                 cell_types (C,) str; cells/<k>/bins (n,) int64 data set bins,
                                 cells/<k>/hypothetical (n, 4, W) float32, cells/<k>/contributions (n, W)
     modisco/<cell type>.h5      modisco-lite results (``modisco report`` reads them)
-    motifs.tsv                  per pattern: cell type, pattern, seqlets, consensus, best match, p, q
-    motif_summary.tsv           per matched database motif: patterns, cell types, instances, its TFs
+    cell_types.tsv              per cell type: bins, positive and negative patterns, and a note where
+                                TF-MoDISco found no pattern or was skipped (too few bins)
+    motifs.tsv                  per pattern: cell type, pattern, seqlets, consensus, best match, p, q,
+                                matched, best_is_bias, and the best TF motif: best_tf_match, tf_p_value,
+                                tf_q_value, tf_matched
+    motif_summary.tsv           per matched TF motif: patterns, cell types, instances, its TFs
                                 among the genes, and r of its activity with each of them
     motif_activity.tsv          matched motif x cell type
     motif_tf_correlation.tsv    matched motif x gene, Pearson r; motif_tf_correlation.png its heatmap

@@ -27,15 +27,15 @@ def motif_label(name: str, sign: int) -> str:
 
 
 def instance_loci(records: list[dict], max_instances: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per matched motif label, its (k, 3) unique loci (bin, start, end in the context window), at most max_instances.
+    """Per matched TF motif label (a record's ``motif``), its (k, 3) unique loci (bin, start, end in the context window), at most max_instances.
 
     Positive and negative patterns matched to one database motif give two labels: a motif the
     model reads as repressive in some bins is not averaged with its activating instances.
     """
     by_label: dict[str, list[np.ndarray]] = {}
     for r in records:
-        if r["matched"]:
-            by_label.setdefault(motif_label(r["best_match"], r["sign"]), []).append(r["loci"])
+        if r["motif"]:
+            by_label.setdefault(motif_label(r["motif"], r["sign"]), []).append(r["loci"])
     loci = {}
     for label in sorted(by_label):
         unique = np.unique(np.concatenate(by_label[label]), axis=0)

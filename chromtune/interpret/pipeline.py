@@ -27,7 +27,8 @@ from chromtune.interpret.attribution import hypothetical_contributions
 from chromtune.interpret.discovery import (MIN_MODISCO_BINS, MODISCO_OPTIONS, SPECIFIC_FRACTION, pattern_records,
                                            run_modisco, select_bins, window_one_hot)
 from chromtune.interpret.embedding import plot_tsne, tsne_embedding
-from chromtune.interpret.motif_match import FEW_TARGETS, match_motifs, motif_genes, planted_motifs
+from chromtune.interpret.motif_match import FEW_TARGETS, MATCH_COLUMNS, match_motifs, match_rows, planted_motifs
+from chromtune.interpret.motif_names import motif_genes
 from chromtune.io.motifs import read_motif_file
 from chromtune.predict import (INSTALL_HINT, check_data, file_stems, open_data, train_cells,
                                align_expression, bins_in_regions, load_predictor, predict_accessibility, resolve_device)
@@ -36,6 +37,7 @@ from chromtune.train.baselines import mean_accessibility
 MATCH_Q = 0.05            # Tomtom q-value at which a pattern matches a database motif
 TSNE_BINS = 5000          # bins whose predicted accessibility embeds the cell types
 MIN_TSNE_CELLS = 5
+NO_PATTERN = "no pattern: TF-MoDISco found no recurring motif in their contributions"
 
 
 # -- set-up ------------------------------------------------------------------------------------
@@ -171,7 +173,7 @@ def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int
                                                      device=s.device) >= 0.5
     chosen = select_bins(accessible, fraction, s.candidates, max_bins, rng)
     stems = file_stems(s.cells, "--cells")
-    written, hyps, one_hots, records = [], [], [], []
+    written, hyps, one_hots, records, per_cell = [], [], [], [], []
     for j, (cell, bins) in enumerate(zip(s.cells, chosen)):
         hyp = hypothetical_contributions(s.model, s.ds, bins, s.expression[j:j + 1], s.mean, s.batch_size, s.device,
                                          s.steps)
@@ -182,26 +184,36 @@ def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int
         if len(bins) < MIN_MODISCO_BINS:
             print(f"chromtune: note: {cell}: {len(bins)} specific accessible bins, too few for TF-MoDISco; skipped",
                   file=sys.stderr)
+            per_cell.append((cell, len(bins), 0, 0, f"skipped: fewer than {MIN_MODISCO_BINS} bins"))
             continue
         pos, neg = run_modisco(modisco, oh, hyp)
+        per_cell.append((cell, len(bins), len(pos), len(neg), "" if pos or neg else NO_PATTERN))
         path = out / "modisco" / f"{stems[j]}.h5"
         with atomic_path(path) as tmp:
             modisco.io.save_hdf5(str(tmp), pos or None, neg or None, s.window)
         written.append(path)
         records += pattern_records(cell, bins, s.window_start, {"pos_patterns": pos, "neg_patterns": neg})
-        print(f"{cell}: {len(bins)} bins, {len(pos)} positive and {len(neg)} negative patterns", flush=True)
+        print(f"{cell}: {len(bins)} bins, " + (f"{len(pos)} positive and {len(neg)} negative patterns" if pos or neg
+                                                else NO_PATTERN), flush=True)
     write_contributions(out / "contributions.h5", s.cells, chosen, hyps, one_hots,
                         dict(model=s.meta["checkpoint"], data=str(s.ds.path), window_start=s.window_start,
                              window=s.window, context=s.ds.context,
                              expression_transform=s.meta["expression_transform"]))
     written.append(out / "contributions.h5")
-    names = list(database)
+    write_table(out / "cell_types.tsv", pd.DataFrame(per_cell, columns=[
+        "cell_type", "n_bins", "n_positive_patterns", "n_negative_patterns", "note"]))
+    written.append(out / "cell_types.tsv")
     match = match_motifs([r["query"] for r in records], database)
-    for r, best, p, q in zip(records, match.best, match.p_value, match.q_value):
-        r.update(best_match=names[best], p_value=float(p), q_value=float(q), matched=bool(q < MATCH_Q))
-    columns = ["cell_type", "pattern", "n_seqlets", "consensus", "best_match", "p_value", "q_value", "matched"]
+    for r, row in zip(records, match_rows(match, list(database), MATCH_Q)):
+        r.update(row)
+    columns = ["cell_type", "pattern", "n_seqlets", "consensus", *MATCH_COLUMNS]
     write_table(out / "motifs.tsv", pd.DataFrame([{k: r[k] for k in columns} for r in records], columns=columns))
     written.append(out / "motifs.tsv")
+    bias = [r for r in records if r["best_is_bias"]]
+    if bias:
+        print(f"{len(bias)} of {len(records)} patterns look most like a sequencing-bias motif "
+              f"({', '.join(sorted({r['best_match'] for r in bias}))}): motifs.tsv gives each one's best TF match "
+              "(best_tf_match); they are left out of motif activity", flush=True)
     return records, written
 
 
@@ -228,7 +240,7 @@ def relate(s: Setting, records: list[dict], own: dict[str, list[str]], max_insta
                   file=sys.stderr)
     rows = []
     for m, label in enumerate(labels):
-        mine = [r for r in records if r["matched"] and motif_label(r["best_match"], r["sign"]) == label]
+        mine = [r for r in records if r["motif"] and motif_label(r["motif"], r["sign"]) == label]
         tfs = [g for g in own.get(motif_base(label), []) if g in genes]
         rows.append({"motif": label, "n_patterns": len(mine), "best_q_value": min(r["q_value"] for r in mine),
                      "cell_types": ",".join(dict.fromkeys(r["cell_type"] for r in mine)),
@@ -282,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
     summary, more = relate(setting, records, own, args.max_instances, rng, args.out)
     written += more + embed(setting, args.seed, rng, args.out)
 
-    found = {r["best_match"] for r in records if r["matched"]}
+    found = {r["motif"] for r in records if r["motif"]}
     print(f"{len(records)} patterns in {len(cells)} cell types; {len(found)} of {len(database)} database motifs "
           f"matched (Tomtom q < {MATCH_Q}); outputs in {args.out}")
     if meta.get("run_id"):
@@ -290,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
                   "expression": str(args.expression or ""), "motifs": str(args.motifs or "planted"),
                   "max_bins": args.max_bins, "max_instances": args.max_instances, "window": window,
                   "steps": args.steps, "seed": args.seed}
-        metrics = {"n_patterns": len(records), "n_matched_patterns": sum(r["matched"] for r in records),
+        metrics = {"n_patterns": len(records), "n_matched_patterns": sum(bool(r["motif"]) for r in records),
+                   "n_bias_patterns": sum(r["best_is_bias"] for r in records),
                    "n_database_motifs": len(database), "n_motifs_matched": len(found),
                    "fraction_motifs_matched": len(found) / len(database)}
         child = log_to_mlflow(meta["run_id"], args.tracking_uri, args.out, written, params, metrics)
