@@ -140,7 +140,8 @@ def _noisy(pwm, rng):
 def test_bias_motifs_are_matched_apart_from_tf_motifs():
     """Patterns that copy chrombpnet's Tn5 / DNase I bias motifs best match those, are flagged, keep their best TF
     match (a real TF motif, never a bias one) and are credited to no TF; a TF pattern is credited to its motif."""
-    database = {**read_motif_file(REAL / "chrombpnet_subset.meme"), **read_motif_file(REAL / "jaspar2024_subset.jaspar")}
+    database = {**read_motif_file(REAL / "chrombpnet_subset.meme"),
+                **read_motif_file(REAL / "jaspar2024_subset.jaspar")}
     names = list(database)
     rng = np.random.default_rng(0)
     queried = ["TN5_1", "DNASE_2", "CTCF_MA0139.1", "MA0142.1 Pou5f1::Sox2"]

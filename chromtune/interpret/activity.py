@@ -27,7 +27,8 @@ def motif_label(name: str, sign: int) -> str:
 
 
 def instance_loci(records: list[dict], max_instances: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per matched TF motif label (a record's ``motif``), its (k, 3) unique loci (bin, start, end in the context window), at most max_instances.
+    """Per matched TF motif label (from a record's ``motif``), its (k, 3) unique loci (bin, start, end in the
+    context window), at most max_instances.
 
     Positive and negative patterns matched to one database motif give two labels: a motif the
     model reads as repressive in some bins is not averaged with its activating instances.
