@@ -24,7 +24,6 @@ Shape contract::
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass
 
