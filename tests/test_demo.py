@@ -86,7 +86,9 @@ def _log_odds(pwm):
 
 def test_planted_motifs_score_far_above_background(ds):
     t = ds.truth
-    for m, motif in enumerate(demo.load_motifs()):
+    motifs = demo.load_motifs()
+    assert len(motifs) == len(t["motif_ids"]) > 0
+    for m, motif in enumerate(motifs):
         assert t["motif_ids"][m].decode() == motif.jaspar_id
         np.testing.assert_allclose(t["motif_pwm"][m, :, :motif.width], motif.pwm, atol=1e-6)   # JASPAR's own
         log_odds = _log_odds(motif.pwm)
@@ -148,7 +150,9 @@ def test_pwm_scan_tells_each_motifs_sites_from_background(ds):
     bins = np.flatnonzero(ds.bin_chrom == c)
     site = t["bin_site"][bins]
     codes = ds.genome["chr6"]
-    for m, motif in enumerate(demo.load_motifs()):
+    motifs = demo.load_motifs()
+    assert motifs
+    for m, motif in enumerate(motifs):
         log_odds = _log_odds(motif.pwm)
         view = np.lib.stride_tricks.sliding_window_view(codes, motif.width)
         cols = np.arange(motif.width)
@@ -180,6 +184,7 @@ def test_labels_follow_the_site_rule(ds):
 def test_driver_expression_decides_motif_accessibility(ds):
     t = ds.truth
     single = t["site_motif2"] < 0
+    assert len(t["motif_ids"]) > 0
     for m in range(len(t["motif_ids"])):
         sites = single & (t["site_motif"] == m)
         opened = ds.labels[np.isin(t["bin_site"], np.flatnonzero(sites))].mean(0)

@@ -45,6 +45,7 @@ def test_divisible_counts_keep_the_earlier_folds():
     """30 cell types in 5 folds (the demo): 6 test and 3 validation per fold, as before."""
     folds = make_folds(30, 5, seed=0)
     order = np.random.default_rng(0).permutation(30)
+    assert len(folds) == 5
     for k, f in enumerate(folds):
         assert f.test == tuple(sorted(order[6 * k:6 * k + 6]))
         assert f.valid == tuple(sorted(order[6 * ((k + 1) % 5):6 * ((k + 1) % 5) + 3]))
@@ -57,6 +58,7 @@ def test_folds_are_deterministic_by_seed():
 
 def test_validation_size_by_flag():
     folds = make_folds(40, 4, seed=0, n_valid=2)
+    assert len(folds) == 4
     assert all(len(f.test) == 10 and len(f.valid) == 2 and len(f.train) == 28 for f in folds)
 
 

@@ -68,11 +68,13 @@ def test_bins_are_accessible_in_the_cell_type_and_in_few_cell_types():
     fraction = labels.mean(1)
     candidates = np.arange(50, 400)
     chosen = discovery.select_bins(labels[candidates] == 1, fraction, candidates, 10**6, np.random.default_rng(1))
+    assert len(chosen) == labels.shape[1]
     for j, bins in enumerate(chosen):
         expected = [i for i in candidates if labels[i, j] and fraction[i] < 0.3]
         assert bins.tolist() == expected and len(expected) > 20
     capped = discovery.select_bins(labels[candidates] == 1, fraction, candidates, 7, np.random.default_rng(1))
     again = discovery.select_bins(labels[candidates] == 1, fraction, candidates, 7, np.random.default_rng(1))
+    assert len(capped) == len(again) == len(chosen)
     for bins, full, same in zip(capped, chosen, again):
         assert len(bins) == 7 and set(bins) <= set(full) and (np.diff(bins) > 0).all()
         assert bins.tolist() == same.tolist()

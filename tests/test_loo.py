@@ -87,6 +87,7 @@ def test_training_feeds_the_chosen_mean_to_the_model(data, tmp_path, monkeypatch
     train = list(task.fold.train)
     counts = ds.labels[:, train].sum(1)
     records = _train_recording(replace(stage2, mean_feature=mean_feature), tmp_path, monkeypatch)
+    assert records  # the model was fed
     for bins, cells, y, leave_one_out, n_train, fed in records:
         assert leave_one_out == (mean_feature == "loo") and n_train == len(train)
         np.testing.assert_array_equal(y, ds.labels[bins, cells])
@@ -104,6 +105,7 @@ def test_poisoned_training_label_leaves_the_training_inputs_unchanged(data, tmp_
     train = np.asarray(task.fold.train)
     bin_ = int(task.bins.train[np.argmax(ds.labels[task.bins.train][:, train].sum(1))])  # a bin with positives
     poisoned = random_dataset(n_cells=12, chrom_len=12_000, positive_rate=0.1)
+    assert len(train) > 0
     for j in train:  # one pair at a time: flip (bin_, j) alone and compare that pair's feature
         clean_y = float(ds.labels[bin_, j])
         poisoned.labels[:] = ds.labels

@@ -205,7 +205,8 @@ def test_frozen_trunk_gets_no_gradients_and_keeps_bn_stats(head, how):
 def test_tuned_trunk_gets_gradients():
     model = small("basset", 2, with_mean=True).train()
     model(one_hot(4, 200), torch.randn(4, 7), torch.rand(4)).sum().backward()
-    assert all(p.grad is not None for p in model.trunk.parameters())
+    parameters = list(model.trunk.parameters())
+    assert parameters and all(p.grad is not None for p in parameters)
 
 
 @pytest.mark.parametrize("head", ["simple", "complex"])

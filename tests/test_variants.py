@@ -185,6 +185,7 @@ def test_delta_is_the_difference_of_two_plain_forward_passes(batch_size, head):
     ((_, got, n_bins),) = list(score_blocks([Member(model, {}, mean)], ds, placed, expression, batch_size, "cpu"))
 
     starts = window_starts(ds)
+    assert len(placed.chrom) == len(variants) == 4
     for v, (k, p, alt) in enumerate(zip(placed.chrom, placed.position, placed.alt_code)):
         holding = np.flatnonzero((ds.bin_chrom == k) & (starts <= p) & (p < starts + ds.context))
         centre = np.array([p - ds.context // 2])
