@@ -131,7 +131,7 @@ def measure(fraction: float, args: argparse.Namespace, root: Path) -> dict:
     result["stage1_epoch"] = epoch(stage1, task, 1, args.batches, args.batch_size, args.seed)
     result["stage2_epoch"] = epoch(stage2, task, 2, args.batches, args.batch_size, args.seed)
     for stage, cfg, model in ((1, cfg1, stage1), (2, cfg2, stage2)):
-        sample_bins, cells = validation_sample(task, cfg)
+        sample_bins, cells, _ = validation_sample(task, cfg)
         seconds, cpu, _ = timed(lambda: validation_metrics(model, task, cfg, CPU))
         every_pair = (len(bins.valid) * len(fold.train) if stage == 1 else len(bins.fit) * len(fold.valid))
         result[f"stage{stage}_validation"] = {

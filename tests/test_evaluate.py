@@ -10,7 +10,7 @@ from sklearn.metrics import precision_recall_curve
 from chromtune.data.dataset import write_dataset
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
-from chromtune.train import evaluate, metrics
+from chromtune.train import evaluate, loop, metrics
 from chromtune.train.baselines import mean_baseline, weighted_mean_baseline
 from chromtune.train.config import DEMO_VALID_PAIRS, DEMO_WIDTH, TrainConfig
 from chromtune.train.metrics import StreamingMetrics, evaluate_scores, mean_task_auprc
@@ -96,8 +96,8 @@ def test_score_keys_order_like_float16_values():
 def test_validation_sample_is_fixed_seeded_by_fold_and_disjoint(data_file):
     one = TrainConfig(data=data_file, stage=1, valid_bins=25, **FAST)
     task = FoldTask.from_config(one)
-    bins, cells = evaluate.validation_sample(task, one)
-    assert len(bins) == 25 and np.all(np.diff(bins) > 0)
+    bins, cells, added = evaluate.validation_sample(task, one)
+    assert len(bins) == 25 and added == {} and np.all(np.diff(bins) > 0)
     assert np.isin(bins, task.bins.valid).all() and not np.isin(bins, task.bins.train).any()
     assert cells.tolist() == list(task.fold.train)
     trial = replace(one, lr=0.1, batch_size=32)  # another trial of the same stage
@@ -106,12 +106,12 @@ def test_validation_sample_is_fixed_seeded_by_fold_and_disjoint(data_file):
 
     two = TrainConfig(data=data_file, stage=2, init="x", valid_pairs=50, **FAST)
     task2 = FoldTask.from_config(two)
-    bins2, cells2 = evaluate.validation_sample(task2, two)
+    bins2, cells2, _ = evaluate.validation_sample(task2, two)
     n_valid = len(task2.fold.valid)
     assert cells2.tolist() == list(task2.fold.valid) and not set(cells2) & set(task2.fold.train)
     assert len(bins2) == -(-50 // n_valid) and np.isin(bins2, task2.bins.fit).all()
     assert np.array_equal(evaluate.validation_sample(task2, replace(two, lr=0.5))[0], bins2)
-    all_bins, _ = evaluate.validation_sample(task2, replace(two, valid_pairs=0))
+    all_bins = evaluate.validation_sample(task2, replace(two, valid_pairs=0))[0]
     assert np.array_equal(all_bins, task2.bins.fit)
 
 
@@ -123,12 +123,12 @@ def test_every_epoch_and_trial_validates_on_the_same_sample(data_file, tmp_path,
         out = original(task, cfg)
         seen.append(out)
         return out
-    monkeypatch.setattr(evaluate, "validation_sample", record)
+    monkeypatch.setattr(loop, "validation_sample", record)
     cfg = TrainConfig(data=data_file, stage=1, valid_bins=20, **FAST)
     run_training(cfg, tmp_path / "a", workers=0)
     run_training(replace(cfg, lr=2e-2, batch_size=8), tmp_path / "b", workers=0)
-    assert len(seen) == 4  # 2 epochs x 2 trials
-    for bins, cells in seen[1:]:
+    assert len(seen) == 2  # drawn once per trial, for all its epochs
+    for bins, cells, _ in seen[1:]:
         assert np.array_equal(bins, seen[0][0]) and np.array_equal(cells, seen[0][1])
 
 

@@ -10,7 +10,7 @@ default big bit order, i.e. cell type j is bit ``7 - j % 8`` (mask ``0x80 >> (j 
     labels[np.ix_(rows, cols)]   (len(rows), len(cols)) uint8
     labels[rows, cols]           elementwise for broadcastable index arrays
     labels.count(rows, cols)     (len(rows),) int32 positives per row among ``cols`` (popcount)
-    labels.column_counts()       (T,) int64 positives per cell type, from the packed bits in chunks of rows
+    labels.column_counts(blocks) (T,) int64 positives per cell type (of every row, or of the given blocks of rows)
 
 ``packed`` may be a read-only memory map of the data set file: every process that opens the file
 then shares one copy in the page cache.
@@ -100,13 +100,16 @@ class PackedLabels:
         np.bitwise_or.at(mask, cols >> 3, (0x80 >> (cols & 7)).astype(np.uint8))
         return _POPCOUNT[self.packed[rows] & mask].sum(axis=-1, dtype=np.int32)
 
-    def column_counts(self) -> np.ndarray:
+    def column_counts(self, blocks=None) -> np.ndarray:
         """(n_cells,) int64 positives per cell type, counted from the packed bytes in chunks of rows:
         a histogram of each byte column's 256 values, times each value's bits. Memory follows one
-        byte column of a chunk, never a dense block."""
+        byte column of a chunk, never a dense block. ``blocks``: the rows to count, as an iterable of
+        row-index arrays or slices (default: every row, CHUNK_ROWS at a time)."""
         histogram = np.zeros((self.packed.shape[1], 256), dtype=np.int64)
-        for start in range(0, len(self), CHUNK_ROWS):
-            block = np.asarray(self.packed[start:start + CHUNK_ROWS])
+        if blocks is None:
+            blocks = (slice(start, start + CHUNK_ROWS) for start in range(0, len(self), CHUNK_ROWS))
+        for rows in blocks:
+            block = np.asarray(self.packed[rows])
             for byte in range(block.shape[1]):
                 histogram[byte] += np.bincount(block[:, byte], minlength=256)
         return (histogram @ _BITS).reshape(-1)[:self.n_cells]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,8 +49,9 @@ class SweepPlan:
 def plan_sweep(args: argparse.Namespace) -> SweepPlan:
     """Validate every flag and file before Ray or MLflow start."""
     from chromtune.data.folds import plan_folds
+    from chromtune.data.validation import check_held_out
     from chromtune.tracking import resolve_tracking_uri
-    from chromtune.train.task import load_dataset
+    from chromtune.train.task import bin_split, load_dataset
 
     if args.arch not in ARCHITECTURES:
         raise UserError(f"--arch {args.arch!r}: unknown architecture; valid names: {', '.join(ARCHITECTURES)}")
@@ -91,7 +93,9 @@ def plan_sweep(args: argparse.Namespace) -> SweepPlan:
                 threads=max(1, int(args.cpus_per_worker)), eval_every=args.eval_every, valid_bins=args.valid_bins,
                 valid_pairs=sizes["valid_pairs"] if args.valid_pairs is None else args.valid_pairs,
                 test_every=args.test_every, test_max_pairs=args.test_max_pairs)
-    TrainConfig(**base)  # a bad setting is one line now, not a failed trial later
+    cfg = TrainConfig(**base)  # a bad setting is one line now, not a failed trial later
+    for line in check_held_out(dataset, folds, bin_split(cfg, dataset)):  # a fold that cannot validate: now
+        print(f"chromtune: warning: {line}", file=sys.stderr, flush=True)
     return SweepPlan(args, data, base, spaces, key, storage, local, tracking_uri,
                      args.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types, folds)
 

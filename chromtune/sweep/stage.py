@@ -4,10 +4,12 @@ and the selected trial's checkpoint copied beside it."""
 from __future__ import annotations
 
 import json
+import math
 
 import pyarrow.fs as pafs
 import torch
 
+from chromtune.errors import UserError, user_error_in
 from chromtune.io.storage import Storage
 from chromtune.sweep.signals import STOP, Interrupted, StopTune
 from chromtune.sweep.plan import SweepPlan, concurrency
@@ -109,10 +111,10 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     if recorded:
         say(f"[{label}] {recorded} finished trial(s) had no FINISHED MLflow run; recorded from Tune's results")
     tracker.delete_trials(stage_run, status="KILLED")
-    finished = [r for r in results if r.error is None and _has_checkpoint(r)]
+    finished = [r for r in results if r.error is None and _has_checkpoint(r)
+                and math.isfinite((r.metrics or {}).get("best_valid_auprc", math.nan))]
     if not finished:
-        first_error = next((r.error for r in results if r.error), None)  # a worker's UserError shows as one line
-        raise RuntimeError(f"{label}: every trial failed; see {path}") from first_error
+        raise nothing_to_select(label, results, path)
     best = max(top_rung(finished), key=lambda r: r.metrics.get("best_valid_auprc", float("-inf")))
     selected = f"{name}-selected"
     source_fs, source = _checkpoint_location(best, plan.storage)
@@ -132,6 +134,23 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     emit(("stage_done", fold, stage))
     prune_checkpoints(plan.storage, results)
     return choice
+
+
+def nothing_to_select(label: str, results, path: str) -> Exception:
+    """The error of a stage none of whose trials has a defined selection metric: one line naming the
+    stage and the cause when a trial failed with one (an undefined metric, bad input: a UserError,
+    shown by the CLI as one line, exit 2); else the first failure, whose traceback says more."""
+    errors = [r.error for r in results if r.error is not None]
+    found = next((e for e in map(user_error_in, errors) if e is not None), None)
+    if found is not None:
+        cause = str(found).removeprefix(f"{label}: ")
+        return UserError(f"{label}: no trial to select ({len(errors)} of {len(results)} trials failed): {cause}")
+    if not errors:
+        return UserError(f"{label}: no trial to select: none of the {len(results)} trials reported a defined "
+                         f"validation metric; see {path}")
+    failure = RuntimeError(f"{label}: every trial failed; see {path}")
+    failure.__cause__ = errors[0]
+    return failure
 
 
 def top_rung(finished: list) -> list:

@@ -3,8 +3,8 @@
     score_blocks(model, dataset, bins, expression, mean, ...) -> yields (chunk (n,), logits (n, C) tensor)
     stage1_logits(model, dataset, bins, ...)              -> (len(bins), T_train) float32
     pair_logits(model, task, bins, cells, ...)            -> (len(bins), len(cells)) float32
-    validation_sample(task, cfg)                          -> (bins, cells) the stage's fixed sample
-    validation_metrics(model, task, cfg, ...)             -> {"valid_auprc", ...}   selection metric
+    validation_sample(task, cfg)                          -> (bins, cells, added) the stage's fixed sample
+    validation_metrics(model, task, cfg, ...)             -> {"valid_auprc", ...}   selection metric (never NaN)
     test_bins(task, cfg)                                  -> (bins, every) the test bins scored
     test_evaluation(model, task, cfg, device)             -> {"metrics", "curves", "pairs"}
     evaluate_checkpoint(config, checkpoint)               -> test_evaluation of a best.pt (a Ray task)
@@ -34,6 +34,8 @@ import torch.distributed as dist
 
 from chromtune.data.encoding import one_hot
 from chromtune.data.sampling import eval_chunks
+from chromtune.data.validation import GROW_POSITIVES, grow_sample
+from chromtune.errors import UserError
 from chromtune.models import SplitHead
 from chromtune.models.checkpoint import load_model
 from chromtune.models.split import MAX_PAIRS
@@ -45,6 +47,7 @@ from chromtune.train.metrics import (SCORE_DTYPE, StreamingMetrics, auprc, auroc
 from chromtune.train.task import FoldTask
 
 RESULT_NAMES = ("model", "mean_baseline", "weighted_mean_baseline")
+GROWTH_STREAM = 1  # the validation sample's growth draws from (seed, fold, stage, GROWTH_STREAM): the draw is untouched
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -110,43 +113,87 @@ def _gather_rows(local: np.ndarray, world_size: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def validation_sample(task: FoldTask, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(bins, cells) this stage validates on, sorted bins: the same for every epoch and trial.
+def validation_sample(task: FoldTask, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    """(bins, cells, added) this stage validates on, sorted bins: the same for every epoch and trial.
 
     Stage 1: ``cfg.valid_bins`` bins of the held-out blocks x the training cell types (its tasks).
     Stage 2: ceil(``cfg.valid_pairs`` / n_valid) bins off the test chromosomes x every validation
     cell type, so the pairs keep their natural class ratio and the trunk runs once per bin.
     The sample is drawn without replacement from a generator seeded by (seed, fold, stage); a size
-    of 0, or one at least the population, takes every bin.
+    of 0, or one at least the population, takes every bin. A cell type with no positive in the
+    drawn sample gets up to GROW_POSITIVES of its positive bins from the same population
+    (:func:`chromtune.data.validation.grow_sample`, from a generator of its own): ``added`` maps
+    each such cell type to the bins it got; a sample with positives of every cell type is the draw.
     """
     fold = task.fold
     if cfg.stage == 1:
-        bins, cells, wanted = task.bins.valid, np.asarray(fold.train), cfg.valid_bins
+        population, cells, wanted = task.bins.valid, np.asarray(fold.train), cfg.valid_bins
     else:
         cells = np.asarray(fold.valid)
-        bins, wanted = task.bins.fit, math.ceil(cfg.valid_pairs / len(cells))
-    if wanted and wanted < len(bins):
+        population, wanted = task.bins.fit, math.ceil(cfg.valid_pairs / len(cells))
+    bins = population
+    if wanted and wanted < len(population):
         rng = np.random.default_rng([cfg.seed, cfg.fold, cfg.stage])
-        bins = np.sort(bins[rng.choice(len(bins), wanted, replace=False)])
-    return np.asarray(bins, dtype=np.int64), cells.astype(np.int64)
+        bins = np.sort(population[rng.choice(len(population), wanted, replace=False)])
+    bins, added = grow_sample(task.dataset.labels, np.asarray(bins, dtype=np.int64), population, cells,
+                              np.random.default_rng([cfg.seed, cfg.fold, cfg.stage, GROWTH_STREAM]))
+    return bins, cells.astype(np.int64), added
+
+
+def growth_text(task: FoldTask, cfg: TrainConfig, bins: np.ndarray, added: dict[int, int]) -> str:
+    """One line saying how the validation sample was grown (empty when it was not)."""
+    if not added:
+        return ""
+    names = ", ".join(f"{task.dataset.cell_types[c]} +{n}" for c, n in added.items())
+    return (f"fold {cfg.fold} stage {cfg.stage}: the validation sample held no positive of {len(added)} cell "
+            f"type(s); grown to {len(bins):,} bins with up to {GROW_POSITIVES} of their positive bins each ({names})")
+
+
+class UndefinedMetric(UserError):
+    """The selection metric cannot be computed: the trial fails with this reason, never reports NaN."""
 
 
 def validation_metrics(model, task: FoldTask, cfg: TrainConfig, device: torch.device, rank: int = 0,
-                       world_size: int = 1) -> dict:
-    """The selection metric on :func:`validation_sample`: stage 1, mean per-task AUPRC on held-out bins
-    of the training cell types; stage 2, pooled AUPRC on the validation cell types."""
-    bins, cells = validation_sample(task, cfg)
+                       world_size: int = 1, sample: tuple | None = None) -> dict:
+    """The selection metric on :func:`validation_sample` (or ``sample``, its result): stage 1, mean
+    per-task AUPRC on held-out bins of the training cell types; stage 2, pooled AUPRC on the
+    validation cell types. Raises :class:`UndefinedMetric` rather than return a NaN metric."""
+    bins, cells = (sample or validation_sample(task, cfg))[:2]
     share = np.array_split(bins, world_size)[rank]
     truth = task.dataset.labels[np.ix_(bins, cells)]
     if cfg.stage == 1:
         scores = _gather_rows(stage1_logits(model, task.dataset, share, device, cfg.eval_batch_size, cfg.bf16),
                               world_size)
-        return {"valid_auprc": mean_task_auprc(truth, scores), "valid_pooled_auprc": auprc(truth, scores),
-                "valid_pooled_auroc": auroc(truth, scores)}
-    scores = _gather_rows(pair_logits(model, task, share, cells, device, cfg.eval_batch_size, cfg.bf16), world_size)
-    result = evaluate_scores(truth, scores)
-    return {"valid_auprc": result["auprc"], "valid_auroc": result["auroc"],
-            "valid_auprc_mean_per_cell": result["auprc_mean_per_cell"]}
+        _check_scores(cfg, scores)
+        result = {"valid_auprc": mean_task_auprc(truth, scores), "valid_pooled_auprc": auprc(truth, scores),
+                  "valid_pooled_auroc": auroc(truth, scores)}
+    else:
+        scores = _gather_rows(pair_logits(model, task, share, cells, device, cfg.eval_batch_size, cfg.bf16),
+                              world_size)
+        _check_scores(cfg, scores)
+        metrics = evaluate_scores(truth, scores)
+        result = {"valid_auprc": metrics["auprc"], "valid_auroc": metrics["auroc"],
+                  "valid_auprc_mean_per_cell": metrics["auprc_mean_per_cell"]}
+    if math.isnan(result["valid_auprc"]):
+        raise UndefinedMetric(f"fold {cfg.fold} stage {cfg.stage}: {undefined_cause(truth, cfg)}")
+    return result
+
+
+def undefined_cause(truth: np.ndarray, cfg: TrainConfig) -> str:
+    """Why AUPRC is undefined on ``truth`` (the validation sample's labels), or '' when it is defined."""
+    positive = np.asarray(truth).sum(axis=0)
+    single = (positive == 0) | (positive == len(truth))
+    if (cfg.stage == 1 and not single.all()) or (cfg.stage == 2 and 0 < positive.sum() < truth.size):
+        return ""
+    what = "task (training cell type)" if cfg.stage == 1 else "validation cell type"
+    return (f"the validation metric is undefined: no {what} has both classes among the {len(truth):,} "
+            f"validation bins ({int(positive.sum()):,} positive pairs of {truth.size:,})")
+
+
+def _check_scores(cfg: TrainConfig, scores: np.ndarray) -> None:
+    if not np.isfinite(scores).all():
+        raise UndefinedMetric(f"fold {cfg.fold} stage {cfg.stage} lr={cfg.lr:g} batch_size={cfg.batch_size}: the "
+                              "model's validation scores are not finite (training diverged; a lower --lr may help)")
 
 
 def test_bins(task: FoldTask, cfg: TrainConfig) -> tuple[np.ndarray, int]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +41,8 @@ from chromtune.models import build_model
 from chromtune.models.checkpoint import load_model
 from chromtune.io.storage import fetch
 from chromtune.train.config import TrainConfig
-from chromtune.train.evaluate import autocast, unwrap, validation_metrics
+from chromtune.train.evaluate import (UndefinedMetric, autocast, growth_text, undefined_cause, unwrap,
+                                     validation_metrics, validation_sample)
 from chromtune.train.task import FoldTask
 
 STATE_FILE = "state.pt"
@@ -230,6 +232,13 @@ def run_loop(cfg: TrainConfig, session) -> None:
         best_state, best_epoch = best["state_dict"], best["epoch"]
     model = session.prepare(model)
     batches = _Batches(cfg, task, device, rank, world_size)
+    bins, cells, added = sample = validation_sample(task, cfg)  # fixed for the run: drawn (and grown) once
+    cause = undefined_cause(task.dataset.labels[np.ix_(bins, cells)], cfg)
+    if cause:  # fail before training, with the reason: a NaN metric never reaches Tune or Optuna
+        raise UndefinedMetric(f"fold {cfg.fold} stage {cfg.stage}: {cause}")
+    note = growth_text(task, cfg, bins, added)
+    if rank == 0 and note:
+        print(f"chromtune: {note}", file=sys.stderr, flush=True)
 
     for epoch in range(start_epoch, cfg.epochs):
         _seed_epoch(cfg, epoch, rank)
@@ -248,10 +257,10 @@ def run_loop(cfg: TrainConfig, session) -> None:
             step_time += time.perf_counter() - started
             loss_sum += loss.item()
         train_time = time.perf_counter() - epoch_start
-        valid = validation_metrics(model, task, cfg, device, rank, world_size)
+        valid = validation_metrics(model, task, cfg, device, rank, world_size, sample)
         valid_time = time.perf_counter() - epoch_start - train_time
-        metric = valid["valid_auprc"]
-        if not math.isnan(metric) and metric > best_metric:
+        metric = valid["valid_auprc"]  # never NaN (validation_metrics raises UndefinedMetric instead)
+        if metric > best_metric:
             best_metric = metric
             best_state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
             best_epoch = epoch + 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ray.train.torch import TorchTrainer
 
 from chromtune.atomic import atomic_path, write_text
 from chromtune.data.folds import split_table
+from chromtune.data.validation import check_held_out
 from chromtune.errors import UserError
 from chromtune.models.checkpoint import load_model, save_model
 from chromtune.io.storage import Storage
@@ -116,6 +118,8 @@ def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: b
     """Train ``cfg`` through Ray Train, then write the run folder; returns metrics.json's content."""
     out = Path(out).resolve()
     task = FoldTask.from_config(cfg)  # bad data, folds or chromosomes fail here, before Ray starts
+    for line in check_held_out(task.dataset, [task.fold], task.bins, stages=(cfg.stage,)):
+        print(f"chromtune: warning: {line}", file=sys.stderr, flush=True)
     if cfg.stage == 2:
         stage1_checkpoint(cfg.init, cfg, task.dataset.context, task)
     storage = out / "ray"

@@ -51,6 +51,10 @@ class FoldTask:
     def from_config(cls, cfg: TrainConfig, dataset: Dataset | None = None) -> "FoldTask":
         dataset = dataset or load_dataset(cfg.data)
         fold = select_fold(dataset.n_cell_types, cfg.fold, cfg.folds, cfg.seed, cfg.split, cfg.n_valid)
-        bins = split_bins(dataset, seed=cfg.seed, valid_fraction=cfg.valid_fraction,
-                          test_chroms=cfg.test_chroms or None, eval_every=cfg.eval_every)
-        return cls(dataset, fold, bins, MeanAccessibility(dataset.labels, fold.train))
+        return cls(dataset, fold, bin_split(cfg, dataset), MeanAccessibility(dataset.labels, fold.train))
+
+
+def bin_split(cfg: TrainConfig, dataset: Dataset) -> BinSplit:
+    """The bins ``cfg`` trains, validates and tests on: the same for every fold (it follows the seed)."""
+    return split_bins(dataset, seed=cfg.seed, valid_fraction=cfg.valid_fraction,
+                      test_chroms=cfg.test_chroms or None, eval_every=cfg.eval_every)
