@@ -3,6 +3,7 @@ samples hold positives of every cell type they score, a fold that cannot is name
 and an undefined metric fails its trial with the reason instead of reaching Tune or Optuna."""
 
 import hashlib
+import json
 import math
 
 import numpy as np
@@ -14,12 +15,14 @@ from chromtune.cli.train import main as train_main
 from chromtune.data.dataset import open_dataset, write_dataset
 from chromtune.data.demo import demo_path
 from chromtune.data.folds import BinRanges
+from chromtune.data import validation
 from chromtune.data.validation import GROW_POSITIVES, check_held_out, grow_sample, positive_bins, positives
 from chromtune.errors import UserError, run_cli
 from chromtune.sweep.plan import plan_sweep
 from chromtune.train import evaluate
 from chromtune.train.config import TrainConfig, size_defaults
 from chromtune.train.loop import FolderSession, run_loop
+from chromtune.train.metrics import StreamingMetrics, evaluate_scores, skipped_text
 from chromtune.train.task import FoldTask
 from conftest import assert_one_line_error, random_dataset
 
@@ -52,11 +55,13 @@ def test_demo_samples_are_the_draw_of_before(tmp_path):
 
 
 @pytest.mark.parametrize("packed", [False, True])
-def test_counts_and_positive_bins_read_ranges_column_wise(tmp_path, packed):
+@pytest.mark.parametrize("every", [1, 2])
+def test_counts_and_positive_bins_read_ranges_column_wise(tmp_path, packed, every, monkeypatch):
+    monkeypatch.setattr(validation, "CHUNK_ROWS", 16)  # blocks that split runs
     ds = random_dataset(n_cells=11, chrom_len=8_000, positive_rate=0.1, seed=3)
     dense = np.asarray(ds.labels)
     labels = open_dataset(write(tmp_path, ds)).labels if packed else dense
-    bins = BinRanges(np.array([3, 50, 200]), np.array([20, 120, 230]), every=2)
+    bins = BinRanges(np.array([3, 50, 200]), np.array([20, 120, 230]), every=every)
     rows, cells = np.asarray(bins), np.array([0, 4, 10])
     np.testing.assert_array_equal(positives(labels, bins, cells), dense[np.ix_(rows, cells)].sum(0))
     found = positive_bins(labels, bins, cells)
@@ -183,3 +188,91 @@ def test_non_finite_scores_fail_with_the_reason(tmp_path):
 
     with pytest.raises(evaluate.UndefinedMetric, match="not finite .*lower --lr"):
         evaluate.validation_metrics(Diverged(), task, cfg, torch.device("cpu"))
+
+
+def test_per_cell_means_skip_cell_types_without_positives_and_count_them():
+    rng = np.random.default_rng(0)
+    labels = (rng.random((400, 4)) < 0.2).astype(np.uint8)
+    labels[:, 2] = 0
+    scores = rng.normal(size=labels.shape) + labels
+    stream = StreamingMetrics(4)
+    stream.add(labels, scores, rng.random(400))
+    for result in (evaluate_scores(labels, scores), stream.result()):
+        per = result["per_cell"]["auprc"]
+        assert result["n_cells_skipped"] == 1 and math.isnan(per[2])
+        assert result["auprc_mean_per_cell"] == pytest.approx(np.mean([per[0], per[1], per[3]]), rel=1e-6)
+        assert not math.isnan(result["auroc_mean_per_cell"])
+        assert skipped_text(result, ["a", "b", "c", "d"]).startswith("1 of 4 cell type(s) have no positive")
+        assert skipped_text(result, ["a", "b", "c", "d"]).endswith("(c)")
+    labels[:, 2] = 1
+    assert evaluate_scores(labels, scores)["n_cells_skipped"] == 1
+    labels[0, 2] = 0
+    assert evaluate_scores(labels, scores)["n_cells_skipped"] == 0
+
+
+def test_train_says_which_test_cell_types_were_skipped(tmp_path, capsys):
+    ds = random_dataset(n_cells=12, chrom_len=12_000, positive_rate=0.15)
+    cfg = TrainConfig(data=write(tmp_path, ds, "good.h5"), stage=1, **FAST)
+    empty = FoldTask.from_config(cfg).fold.test[0]
+    labels = np.asarray(ds.labels).copy()
+    labels[:, empty] = 0
+    ds.labels = labels
+    data = write(tmp_path, ds, "bad.h5")
+    common = ["--data", data, "--folds", "3", "--workers", "0", "--epochs", "1", "--samples-per-epoch", "32",
+              "--batch-size", "16"]
+    assert run_cli(train_main, [*common, "--arch", "basset", "--width", "0.125", "--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    code = run_cli(train_main, [*common, "--stage", "2", "--init", str(tmp_path / "one"), "--evaluate-test",
+                                "--out", str(tmp_path / "two")])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["test_cells_skipped"] == 1
+    (line,) = [line for line in err.splitlines() if "left out of the per-cell-type means" in line]
+    assert line.startswith("chromtune: warning: test: 1 of") and line.endswith(f"({ds.cell_types[empty]})")
+
+
+@pytest.fixture
+def local_ray():
+    import ray
+
+    from chromtune.ray_runtime import start_ray
+
+    started = not ray.is_initialized()
+    start_ray()
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_a_stage_whose_trials_have_no_defined_metric_stops_in_one_line(tmp_path, capfd, monkeypatch, local_ray):
+    """A real Tune stage (the smoke space's two trials, Tune's retries, ASHA and Optuna) on a data set
+    whose held-out blocks hold no positive at all. The plan would refuse it, so the plan is made on a
+    good data set and the stage then given the bad one: each trial fails before training with the
+    reason, and the stage stops with one line instead of selecting -inf."""
+    from chromtune.sweep.stage import run_stage
+    from chromtune.tracking import Tracker, prepare_store
+
+    monkeypatch.chdir(tmp_path)
+    ds = random_dataset(n_cells=12, chrom_len=12_000, positive_rate=0.15)
+    args = build_parser().parse_args(["--data", write(tmp_path, ds, "good.h5"), "--folds", "3", "--smoke-test",
+                                      "--storage", "r", "--max-concurrent-trials", "1"])
+    args.arch, args.paradigm = "basset", "tune"
+    plan = plan_sweep(args)
+    labels = np.asarray(ds.labels).copy()
+    labels[np.asarray(FoldTask.from_config(TrainConfig(**plan.base)).bins.valid)] = 0
+    ds.labels = labels
+    plan.base["data"] = write(tmp_path, ds, "bad.h5")
+    prepare_store(plan.tracking_uri)
+    plan.storage.fs.create_dir(plan.storage.root, recursive=True)
+    tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
+    parent = tracker.hierarchy_run(plan.key, "sweep", None, {"chromtune.level": "sweep"})
+    capfd.readouterr()
+    code = run_cli(lambda _argv: run_stage(plan, tracker, 0, 1, parent, None), [])
+    out, err = capfd.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("chromtune: error:")]
+    assert code == 2 and len(errors) == 1, err
+    assert errors[0].startswith("chromtune: error: fold 0 stage 1: no trial to select (2 of 2 trials failed): "
+                                "the validation metric is undefined: no task"), errors[0]
+    for text in ("RuntimeWarning", "is not acceptable", "-inf", "selected"):
+        assert text not in out + err, text
+    assert not plan.storage.exists("fold0-stage1.json")  # nothing selected

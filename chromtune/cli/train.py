@@ -137,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = str(demo_path())
     cfg = config_from_args(args, data)
     from chromtune.sweep.ray_runtime import check_resources, start_ray
+    from chromtune.train.metrics import skipped_text
     from chromtune.train.runner import run_training
     if args.workers:
         start_ray(args.address)
@@ -146,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "test" in metrics:
         summary.update({f"test.{name}.auprc": round(m["auprc"], 4) for name, m in metrics["test"].items()})
         summary["test_pairs"] = metrics["test_pairs"]["pairs"]
+        summary["test_cells_skipped"] = metrics["test"]["model"]["n_cells_skipped"]
+        skipped = skipped_text(metrics["test"]["model"], metrics["split"]["test"])
+        if skipped:
+            print(f"chromtune: warning: test: {skipped}", file=sys.stderr)
     elif metrics.get("test_evaluated") is False:
         summary["test"] = metrics["test_note"]
     print(json.dumps(summary))

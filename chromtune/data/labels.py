@@ -83,6 +83,10 @@ class PackedLabels:
             return np.unpackbits(self.packed[rows], axis=-1, count=self.n_cells)
         if len(key) != 2:
             raise IndexError("labels take at most two indices (rows, cell types)")
+        if isinstance(key[0], slice) and not isinstance(key[1], slice) and np.ndim(key[1]) == 1:
+            cols = self._cols(key[1])  # a run of rows: read it whole, then only the bytes of these columns
+            byte = np.asarray(self.packed[key[0]])[:, cols >> 3]
+            return (byte >> (7 - (cols & 7)).astype(np.uint8)) & np.uint8(1)
         rows, cols = self._rows(key[0]), self._cols(key[1])
         if isinstance(key[0], slice) and isinstance(key[1], slice):
             rows, cols = rows[:, None], cols[None, :]
@@ -102,17 +106,19 @@ class PackedLabels:
 
     def column_counts(self, blocks=None) -> np.ndarray:
         """(n_cells,) int64 positives per cell type, counted from the packed bytes in chunks of rows:
-        a histogram of each byte column's 256 values, times each value's bits. Memory follows one
-        byte column of a chunk, never a dense block. ``blocks``: the rows to count, as an iterable of
+        a histogram of the non-zero bytes' (byte column, value) pairs, times each value's bits (zero
+        bytes hold no positive, and with rare positives are nearly all of them). Memory follows a
+        chunk of packed rows, never a dense block. ``blocks``: the rows to count, as an iterable of
         row-index arrays or slices (default: every row, CHUNK_ROWS at a time)."""
-        histogram = np.zeros((self.packed.shape[1], 256), dtype=np.int64)
+        width = self.packed.shape[1]
+        histogram = np.zeros(width * 256, dtype=np.int64)
         if blocks is None:
             blocks = (slice(start, start + CHUNK_ROWS) for start in range(0, len(self), CHUNK_ROWS))
         for rows in blocks:
-            block = np.asarray(self.packed[rows])
-            for byte in range(block.shape[1]):
-                histogram[byte] += np.bincount(block[:, byte], minlength=256)
-        return (histogram @ _BITS).reshape(-1)[:self.n_cells]
+            flat = np.ascontiguousarray(self.packed[rows]).reshape(-1)
+            nonzero = np.flatnonzero(flat)
+            histogram += np.bincount(nonzero % width * 256 + flat[nonzero], minlength=width * 256)
+        return (histogram.reshape(width, 256) @ _BITS).reshape(-1)[:self.n_cells]
 
     def rows_positive_anywhere(self) -> int:
         """How many rows are positive in at least one cell type."""

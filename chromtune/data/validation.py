@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from chromtune.data.folds import BinRanges
 from chromtune.data.labels import CHUNK_ROWS, PackedLabels
 from chromtune.errors import UserError
 
@@ -36,9 +37,22 @@ GROW_POSITIVES = 10  # positives added for each cell type that has none in a val
 
 
 def _blocks(bins):
-    """``bins`` (an index array or BinRanges) as consecutive index arrays of at most CHUNK_ROWS."""
+    """``bins`` (an index array or BinRanges) as consecutive blocks of at most CHUNK_ROWS bins: slices
+    for the runs of a BinRanges that is not thinned (read whole), else index arrays."""
+    if isinstance(bins, BinRanges) and bins.every == 1:
+        for start, stop in zip(bins.starts.tolist(), bins.stops.tolist()):
+            for first in range(start, stop, CHUNK_ROWS):
+                yield slice(first, min(first + CHUNK_ROWS, stop))
+        return
     for start in range(0, len(bins), CHUNK_ROWS):
         yield np.asarray(bins[np.arange(start, min(start + CHUNK_ROWS, len(bins)))], dtype=np.int64)
+
+
+def _columns(labels, rows, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices, (n, len(cells)) 0/1 labels) of one block from :func:`_blocks`."""
+    if isinstance(rows, slice):
+        return np.arange(rows.start, rows.stop), np.asarray(labels[rows, cells])
+    return rows, np.asarray(labels[rows[:, None], cells[None, :]])
 
 
 def positives(labels, bins, cells) -> np.ndarray:
@@ -48,17 +62,17 @@ def positives(labels, bins, cells) -> np.ndarray:
         return labels.column_counts(_blocks(bins))[cells]
     counts = np.zeros(len(cells), dtype=np.int64)
     for rows in _blocks(bins):
-        counts += np.asarray(labels[np.ix_(rows, cells)]).sum(axis=0, dtype=np.int64)
+        counts += _columns(labels, rows, cells)[1].sum(axis=0, dtype=np.int64)
     return counts
 
 
 def positive_bins(labels, bins, cells) -> list[np.ndarray]:
-    """For each of ``cells``, the sorted bins of ``bins`` positive in it (read one chunk at a time,
+    """For each of ``cells``, the sorted bins of ``bins`` positive in it (read one block at a time,
     only those cell types' bits)."""
     cells = np.asarray(cells, dtype=np.int64)
     found = [[] for _ in cells]
-    for rows in _blocks(bins):
-        y = np.asarray(labels[rows[:, None], cells[None, :]])
+    for block in _blocks(bins):
+        rows, y = _columns(labels, block, cells)
         for k in range(len(cells)):
             found[k].append(rows[y[:, k] != 0])
     return [np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64) for parts in found]

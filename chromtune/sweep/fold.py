@@ -17,6 +17,7 @@ from chromtune.sweep.signals import STOP, Interrupted
 from chromtune.sweep.stage import run_stage
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import RESULT_NAMES
+from chromtune.train.metrics import skipped_text
 
 FOLD_METRICS = ("auprc", "auroc", "auprc_mean_per_cell", "auroc_mean_per_cell", "auprc_specific")
 MODEL_LOGGED = "chromtune.model_logged"
@@ -52,6 +53,7 @@ def evaluate_fold(plan: SweepPlan, tracker, fold: int, fold_run: str, stage2: di
             plan.storage.put_folder(out, out.name)
         test = metrics["test"]
         result = {"fold": fold, "test_pairs": metrics["test_pairs"],
+                  "skipped": skipped_text(test["model"], metrics["split"]["test"]),
                   **{name: {m: test[name][m] for m in FOLD_METRICS if m in test[name]} for name in RESULT_NAMES}}
         plan.storage.write_text(f"fold{fold}-test.json", json.dumps(result, indent=1))
     else:
@@ -115,6 +117,8 @@ def run_fold(plan: SweepPlan, fold: int, sweep_run: str) -> dict:
     say(f"[fold {fold}] test AUPRC model {result['model']['auprc']:.4f} | mean baseline "
         f"{result['mean_baseline']['auprc']:.4f} | RNA-weighted {result['weighted_mean_baseline']['auprc']:.4f} "
         f"({pairs['pairs']:,} pairs: every {pairs['every']} of the test bins x {pairs['cells']} cell types)")
+    if result.get("skipped"):
+        say(f"[fold {fold}] test: {result['skipped']}")
     emit(("fold_done", fold))
     return result
 

@@ -54,6 +54,24 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def _per_cell(per_auprc: list[float], per_auroc: list[float]) -> dict:
+    """The per-cell-type part of a result: the means over the cell types whose metric is defined,
+    ``n_cells_skipped`` the cell types left out of them (one class only: no positive, or no negative,
+    among their pairs), and the values in column order."""
+    return {"auprc_mean_per_cell": _nanmean(per_auprc), "auroc_mean_per_cell": _nanmean(per_auroc),
+            "n_cells_skipped": int(np.isnan(per_auprc).sum()), "per_cell": {"auprc": per_auprc, "auroc": per_auroc}}
+
+
+def skipped_text(result: dict, cell_types: list[str]) -> str:
+    """One line naming the cell types left out of ``result``'s per-cell-type means ('' when none);
+    ``cell_types`` names its columns."""
+    skipped = [name for name, value in zip(cell_types, result["per_cell"]["auprc"]) if np.isnan(value)]
+    if not skipped:
+        return ""
+    return (f"{len(skipped)} of {len(cell_types)} cell type(s) have no positive (or no negative) among the scored "
+            f"pairs, so no AUPRC/AUROC of their own: left out of the per-cell-type means ({', '.join(skipped)})")
+
+
 def _check_pairs(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     labels, scores = np.asarray(labels), np.asarray(scores)
     if labels.ndim != 2 or labels.shape != scores.shape:
@@ -119,21 +137,15 @@ def evaluate_scores(labels, scores, train_fraction=None, edges=DEFAULT_EDGES) ->
     """All evaluation metrics of scores on (bin, held-out cell type) pairs.
 
     ``auprc`` / ``auroc`` are pooled over every pair (the reference's "OVERALL");
-    ``*_mean_per_cell`` average the per-cell-type values (single-class cell types skipped);
-    ``per_cell`` lists them in column order; with ``train_fraction``, ``binned`` is
+    ``*_mean_per_cell`` average the per-cell-type values (single-class cell types skipped, counted
+    in ``n_cells_skipped``); ``per_cell`` lists them in column order; with ``train_fraction``, ``binned`` is
     :func:`binned_auprc` and ``auprc_specific`` the AUPRC of the cell-type-specific pairs (bins
     accessible in fewer than ``SPECIFIC_FRACTION`` of the training cell types), ``n_specific`` their number.
     """
     labels, scores = _check_pairs(labels, scores)
     per_auprc = [auprc(labels[:, j], scores[:, j]) for j in range(labels.shape[1])]
     per_auroc = [auroc(labels[:, j], scores[:, j]) for j in range(labels.shape[1])]
-    result = {
-        "auprc": auprc(labels, scores),
-        "auroc": auroc(labels, scores),
-        "auprc_mean_per_cell": _nanmean(per_auprc),
-        "auroc_mean_per_cell": _nanmean(per_auroc),
-        "per_cell": {"auprc": per_auprc, "auroc": per_auroc},
-    }
+    result = {"auprc": auprc(labels, scores), "auroc": auroc(labels, scores), **_per_cell(per_auprc, per_auroc)}
     if train_fraction is not None:
         result["binned"] = binned_auprc(labels, scores, train_fraction, edges)
         specific = specific_rows(train_fraction, labels.shape[0])
@@ -243,13 +255,8 @@ class StreamingMetrics:
         pooled = self.cells.sum(axis=0)
         per_auprc = [_counts_auprc(c[:, 1], c[:, 0]) for c in self.cells]
         per_auroc = [_counts_auroc(c[:, 1], c[:, 0]) for c in self.cells]
-        result = {
-            "auprc": _counts_auprc(pooled[:, 1], pooled[:, 0]),
-            "auroc": _counts_auroc(pooled[:, 1], pooled[:, 0]),
-            "auprc_mean_per_cell": _nanmean(per_auprc),
-            "auroc_mean_per_cell": _nanmean(per_auroc),
-            "per_cell": {"auprc": per_auprc, "auroc": per_auroc},
-        }
+        result = {"auprc": _counts_auprc(pooled[:, 1], pooled[:, 0]), "auroc": _counts_auroc(pooled[:, 1], pooled[:, 0]),
+                  **_per_cell(per_auprc, per_auroc)}
         if self.binned:
             result["auprc_specific"] = _counts_auprc(self.specific[:, 1], self.specific[:, 0])
             result["n_specific"] = int(self.specific.sum())
