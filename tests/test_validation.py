@@ -234,7 +234,7 @@ def test_train_says_which_test_cell_types_were_skipped(tmp_path, capsys):
 def local_ray():
     import ray
 
-    from chromtune.ray_runtime import start_ray
+    from chromtune.sweep.ray_runtime import start_ray
 
     started = not ray.is_initialized()
     start_ray()
