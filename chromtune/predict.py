@@ -4,7 +4,8 @@
     chromtune predict --model runs/s2/best.pt --expression new.tsv --out preds.h5 --bed beds --bigwig tracks
     chromtune predict --model runs/s2 --expression new.tsv --regions enhancers.bed --fill-missing median --out p.h5
 
-**Model** (``--model``): a stage-2 checkpoint file (``best.pt`` of ``chromtune train``), a run folder
+**Model** (``--model``): a stage-2 checkpoint file (``best.pt`` of ``chromtune train``, or of one of
+its epochs, ``RUN/ray/train/epoch_N/best.pt``, which a stopped run leaves), a run folder
 holding one, the MLflow run id of a sweep's fold run (tag ``chromtune.level=fold``), whose
 artifact ``best.pt`` is fetched from ``--tracking-uri`` (default ``sqlite:///mlflow.db``), or the
 run id of a sweep (tag ``chromtune.level=sweep``): then every finished fold's selected model
@@ -173,6 +174,9 @@ def _load_checkpoint(path: Path, source: str) -> tuple[nn.Module, dict]:
         raise UserError(f"--model {source}: a stage-{model.config.get('stage')} model; predict needs a stage-2 "
                         "(sequence + expression) model such as a sweep's selected model")
     missing = [k for k in ("genes", "expression_transform") if k not in meta]
+    if missing and "train_cells" in meta:
+        raise UserError(f"--model {source}: an epoch checkpoint of a training run, written by a chromtune that kept "
+                        f"no gene list in it; {_finished_run(path)}")
     if missing:
         raise UserError(f"--model {source}: the checkpoint lacks {' and '.join(missing)} (written by an older "
                         "chromtune?); use the best.pt of a `chromtune train` run or a sweep's fold run")
@@ -181,6 +185,18 @@ def _load_checkpoint(path: Path, source: str) -> tuple[nn.Module, dict]:
                         f"{model.config['n_genes']}")
     meta.update(source=str(source), checkpoint=str(path.resolve()))
     return model.eval(), meta
+
+
+def _finished_run(path: Path) -> str:
+    """Which file to give instead of an old epoch checkpoint ``RUN/ray/train/epoch_N/best.pt``."""
+    parts = path.resolve().parts
+    if len(parts) < 5 or parts[-4:-2] != ("ray", "train"):
+        return "give the best.pt of the run folder (written when the run ends) or a sweep's fold run id"
+    run = Path(*parts[:-4])
+    if (run / "best.pt").is_file():
+        return f"give the run folder {run} (its best.pt holds the genes) instead"
+    return (f"finish the run with `chromtune train --resume --out {run}` and its other flags, then give that "
+            "folder")
 
 
 def _download_checkpoint(run_id: str, tracking_uri: str | None, folder: str) -> Path:

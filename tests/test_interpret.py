@@ -218,7 +218,8 @@ def test_cli_on_new_cell_types_from_an_expression_table(setup, capsys):
 
 
 @pytest.mark.parametrize("case", ["unknown genes", "nan expression", "unknown cells", "other gene list",
-                                  "missing extra", "no planted motifs", "bad motifs", "bad max-bins"])
+                                  "missing extra", "no planted motifs", "bad motifs", "bad max-bins",
+                                  "old epoch checkpoint"])
 def test_bad_input_is_one_line_and_writes_nothing(setup, capsys, monkeypatch, case):
     d, ds = setup["dir"], setup["ds"]
     argv = ["--model", d / "best.pt", "--motifs", d / "db.meme", "--out", d / "out"]
@@ -245,6 +246,14 @@ def test_bad_input_is_one_line_and_writes_nothing(setup, capsys, monkeypatch, ca
     elif case == "no planted motifs":
         argv = argv[:2] + argv[4:]
         fragments = ["--motifs", "no planted motifs"]
+    elif case == "old epoch checkpoint":  # as chromtune wrote ray/train/epoch_N/best.pt before it kept the genes
+        epoch = d / "run" / "ray" / "train" / "epoch_0003" / "best.pt"
+        epoch.parent.mkdir(parents=True)
+        model = torch.load(d / "best.pt", weights_only=True)
+        torch.save({k: model[k] for k in ("config", "state_dict", "train_cells")} | {"epoch": 3, "test_chroms": []},
+                   epoch)
+        argv[1] = epoch
+        fragments = ["--model", "an epoch checkpoint", "no gene list", f"chromtune train --resume --out {d / 'run'}"]
     elif case == "bad motifs":
         (d / "db.meme").write_text("not a motif file\n")
         fragments = ["--motifs", "neither a MEME file"]
@@ -292,3 +301,4 @@ def test_a_trained_resnet_rediscovers_the_planted_motifs_and_their_drivers(train
             print(f"  {motif:24s} q {q:.1e}  r " + ", ".join(f"{tf} {r[motif, tf]:.2f}" for tf in drivers[motif]))
     assert len(best_q) >= 0.8 * len(planted), sorted(set(planted) - set(best_q.index))
     assert all(value > 0 for value in r.values()), r
+

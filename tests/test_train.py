@@ -55,6 +55,25 @@ def test_stage2_reports_model_and_both_baselines(data_file, stage1_run, tmp_path
     assert (tmp_path / "pr_curves.png").stat().st_size > 1000
 
 
+def test_an_epoch_checkpoint_loads_like_the_finished_run(data_file, stage1_run, tmp_path):
+    """A stopped run leaves only OUT/ray/train/epoch_N/: its best.pt holds what predict and interpret need (genes,
+    expression transform, cell types, data, fold), the same as the run's best.pt."""
+    import torch
+
+    from chromtune.predict import load_predictor
+
+    run_training(TrainConfig(data=data_file, stage=2, init=str(stage1_run), **FAST), tmp_path, workers=0)
+    epochs = sorted((tmp_path / "ray" / "train").glob("epoch_*/best.pt"))
+    assert [p.parent.name for p in epochs] == ["epoch_0002"]
+    model, meta = load_predictor(str(epochs[0]))
+    final_model, final = load_predictor(str(tmp_path))
+    for key in ("genes", "expression_transform", "cell_types", "train_cells", "data", "fold", "test_chroms", "epoch"):
+        assert meta[key] == final[key], key
+    assert len(meta["genes"]) == model.config["n_genes"] and meta["data"] == data_file
+    for name, tensor in final_model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+
 def test_resume_continues_to_the_same_result(data_file, tmp_path):
     cfg = TrainConfig(data=data_file, stage=1, **{**FAST, "epochs": 3})
     whole = run_training(cfg, tmp_path / "whole", workers=0)

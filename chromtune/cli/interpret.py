@@ -3,10 +3,11 @@
 Needs the optional packages of ``pip install 'chromtune[interpret]'`` (modisco-lite, memelite).
 
 **Model, data, cell types.** ``--model`` and ``--data`` are read as by ``chromtune predict`` (a
-stage-2 checkpoint, its run folder or a sweep's fold run id; the data set defaults to the model's
-training data set and must have the model's gene list). The cell types interpreted are the data
-set's (all of them, or ``--cells``), with their stored expression; or, with ``--expression``, the
-new cell types of that TPM table (``--cells`` picks among them), transformed as the model's.
+stage-2 checkpoint, an epoch's ``RUN/ray/train/epoch_N/best.pt``, its run folder or a sweep's
+fold run id; the data set defaults to the model's training data set and must have the model's
+gene list). The cell types interpreted are the data set's (all of them, or ``--cells``), with
+their stored expression; or, with ``--expression``, the new cell types of that TPM table
+(``--cells`` picks among them), transformed as the model's.
 
 **Steps** (C cell types, G genes, W = ``--window`` bp at the bin's centre, default the bin size)
 

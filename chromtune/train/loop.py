@@ -67,6 +67,16 @@ def fold_identity(cfg: TrainConfig, task: FoldTask) -> dict:
             "test_chroms": sorted(cfg.test_chroms)}
 
 
+def model_record(cfg: TrainConfig, task: FoldTask) -> dict:
+    """What prediction needs beside the weights, in every best.pt (each epoch's and the run's), so that an
+    epoch checkpoint of a stopped run predicts and interprets as the finished run's would: the data set's genes
+    and expression transform, its cell types and place, the fold and :func:`fold_identity`."""
+    ds = task.dataset
+    return {"genes": list(ds.genes), "expression_transform": str(ds.attrs.get("expression_transform", "unknown")),
+            "cell_types": list(ds.cell_types), "data": cfg.data if "://" in cfg.data else str(Path(cfg.data).resolve()),
+            "fold": cfg.fold, **fold_identity(cfg, task)}
+
+
 def stage1_checkpoint(init: str, cfg: TrainConfig, seq_len: int, task: FoldTask | None = None) -> dict:
     """Read and check the stage-1 checkpoint: this model, and (given ``task``) this fold's split."""
     checkpoint = read_stage1(init)
@@ -276,7 +286,7 @@ def run_loop(cfg: TrainConfig, session) -> None:
                             "best_metric": best_metric, "history": history}, folder / STATE_FILE)
                 current = unwrap(model)
                 torch.save({"config": dict(current.config), "state_dict": best_state or current.state_dict(),
-                            "epoch": best_epoch, "valid_auprc": best_metric, **fold_identity(cfg, task)},
+                            "epoch": best_epoch, "valid_auprc": best_metric, **model_record(cfg, task)},
                            folder / BEST_FILE)
             metrics["overhead_fraction"] = 1.0 - step_time / (time.perf_counter() - epoch_start)
             # CPU seconds of this process for the epoch: on a shared machine, a steadier cost than wall time

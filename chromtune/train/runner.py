@@ -32,7 +32,7 @@ from chromtune.models.checkpoint import load_model, save_model
 from chromtune.io.storage import Storage
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import test_evaluation
-from chromtune.train.loop import (BEST_FILE, STATE_FILE, FolderSession, run_loop, stage1_checkpoint,
+from chromtune.train.loop import (BEST_FILE, STATE_FILE, FolderSession, model_record, run_loop, stage1_checkpoint,
                                   train_loop_per_worker)
 from chromtune.train.plots import plot_curve_points
 from chromtune.train.task import FoldTask
@@ -76,12 +76,7 @@ def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask
     task = task or FoldTask.from_config(cfg)
     state = torch.load(checkpoint_dir / STATE_FILE, map_location="cpu", weights_only=True)
     model, best = load_model(checkpoint_dir / BEST_FILE)
-    ds = task.dataset
-    save_model(out / BEST_FILE, model, epoch=best["epoch"], valid_auprc=best["valid_auprc"],
-               genes=list(ds.genes), expression_transform=str(ds.attrs.get("expression_transform", "unknown")),
-               cell_types=list(ds.cell_types), train_cells=[ds.cell_types[c] for c in task.fold.train],
-               data=cfg.data if "://" in cfg.data else str(Path(cfg.data).resolve()), fold=cfg.fold,
-               test_chroms=sorted(cfg.test_chroms))
+    save_model(out / BEST_FILE, model, epoch=best["epoch"], valid_auprc=best["valid_auprc"], **model_record(cfg, task))
     split = {group: [task.dataset.cell_types[c] for c in getattr(task.fold, group)]
              for group in ("train", "valid", "test")}
     metrics = {"config": cfg.to_dict(), "split": split, "history": state["history"],
