@@ -276,3 +276,21 @@ def test_a_stage_whose_trials_have_no_defined_metric_stops_in_one_line(tmp_path,
     for text in ("RuntimeWarning", "is not acceptable", "-inf", "selected"):
         assert text not in out + err, text
     assert not plan.storage.exists("fold0-stage1.json")  # nothing selected
+
+
+def test_the_per_fraction_tables_leave_out_cell_types_without_positives_streamed_or_not():
+    rng = np.random.default_rng(1)
+    labels = (rng.random((600, 5)) < 0.3).astype(np.uint8)
+    labels[:, 3] = 0
+    scores = rng.normal(size=labels.shape) + labels
+    fraction = rng.integers(0, 11, 600) / 10
+    stream = StreamingMetrics(5, skip=[3])
+    for start in range(0, 600, 128):
+        stream.add(labels[start:start + 128], scores[start:start + 128], fraction[start:start + 128])
+    without = evaluate_scores(np.delete(labels, 3, axis=1), np.delete(scores, 3, axis=1), fraction)
+    for result in (evaluate_scores(labels, scores, fraction), stream.result()):
+        assert result["n_cells_skipped"] == 1 and result["n_specific"] == without["n_specific"]
+        assert result["auprc_specific"] == pytest.approx(without["auprc_specific"], abs=2e-3)  # float16 scores
+        assert [b["n_pairs"] for b in result["binned"]] == [b["n_pairs"] for b in without["binned"]]
+        got, want = [b["auprc"] for b in result["binned"]], [b["auprc"] for b in without["binned"]]
+        assert len(got) == 10 and got == pytest.approx(want, abs=5e-3, nan_ok=True)

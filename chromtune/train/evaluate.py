@@ -34,7 +34,7 @@ import torch.distributed as dist
 
 from chromtune.data.encoding import one_hot
 from chromtune.data.sampling import eval_chunks
-from chromtune.data.validation import GROW_POSITIVES, grow_sample
+from chromtune.data.validation import GROW_POSITIVES, grow_sample, positives
 from chromtune.errors import UserError
 from chromtune.models import SplitHead
 from chromtune.models.checkpoint import load_model
@@ -215,7 +215,9 @@ def test_evaluation(model, task: FoldTask, cfg: TrainConfig, device: torch.devic
     ds, fold = task.dataset, task.fold
     bins, every = test_bins(task, cfg)
     test, train = np.asarray(fold.test), np.asarray(fold.train)
-    streams = {name: StreamingMetrics(len(test)) for name in RESULT_NAMES}
+    counts = positives(ds.labels, bins, test)  # one class only: left out of the per-fraction tables too
+    one_class = np.flatnonzero((counts == 0) | (counts == len(bins)))
+    streams = {name: StreamingMetrics(len(test), skip=one_class) for name in RESULT_NAMES}
     mean = task.mean_access if unwrap(model).config["with_mean"] else None
     for chunk, logits in score_blocks(model, ds, bins, ds.expression[test], mean, device, cfg.eval_batch_size,
                                       cfg.bf16):

@@ -140,13 +140,17 @@ def evaluate_scores(labels, scores, train_fraction=None, edges=DEFAULT_EDGES) ->
     ``*_mean_per_cell`` average the per-cell-type values (single-class cell types skipped, counted
     in ``n_cells_skipped``); ``per_cell`` lists them in column order; with ``train_fraction``, ``binned`` is
     :func:`binned_auprc` and ``auprc_specific`` the AUPRC of the cell-type-specific pairs (bins
-    accessible in fewer than ``SPECIFIC_FRACTION`` of the training cell types), ``n_specific`` their number.
+    accessible in fewer than ``SPECIFIC_FRACTION`` of the training cell types), ``n_specific`` their number,
+    both over the cell types that are not skipped (a cell type without positives would otherwise be a
+    column of inaccessible "minority" pairs in every bin above 0.5).
     """
     labels, scores = _check_pairs(labels, scores)
     per_auprc = [auprc(labels[:, j], scores[:, j]) for j in range(labels.shape[1])]
     per_auroc = [auroc(labels[:, j], scores[:, j]) for j in range(labels.shape[1])]
     result = {"auprc": auprc(labels, scores), "auroc": auroc(labels, scores), **_per_cell(per_auprc, per_auroc)}
-    if train_fraction is not None:
+    if train_fraction is not None:  # pooled over the cell types with both classes only
+        kept = ~np.isnan(per_auprc)
+        labels, scores = labels[:, kept], scores[:, kept]
         result["binned"] = binned_auprc(labels, scores, train_fraction, edges)
         specific = specific_rows(train_fraction, labels.shape[0])
         result["auprc_specific"] = auprc(labels[specific], scores[specific])
@@ -209,14 +213,17 @@ class StreamingMetrics:
     """:func:`evaluate_scores` accumulated from blocks of rows (bins) of one score matrix.
 
     ``add(labels, scores, train_fraction)`` takes a (n, n_cells) block and its (n,) training
-    fractions (or None: then ``binned`` is left out of the result); ``result()`` returns the dict of
+    fractions (or None: then ``binned`` is left out of the result); the columns ``skip`` (cell types
+    known to have one class only over all the rows to come) are left out of ``binned`` and
+    ``auprc_specific``, as :func:`evaluate_scores` leaves them out; ``result()`` returns the dict of
     :func:`evaluate_scores` for every row added, computed on the scores rounded to float16;
     ``curve()`` the pooled precision-recall curve as sklearn's ``precision_recall_curve`` gives it.
     """
 
-    def __init__(self, n_cells: int, edges=DEFAULT_EDGES):
+    def __init__(self, n_cells: int, edges=DEFAULT_EDGES, skip=()):
         self.edges = _check_edges(edges)
         self.n_cells = int(n_cells)
+        self.pooled_by_fraction = np.setdiff1d(np.arange(self.n_cells), skip)  # columns of ``binned`` and specific
         self.cells = np.zeros((self.n_cells, _KEYS, 2), np.int64)  # [cell, key, label]
         self.bins = np.zeros((len(self.edges) - 1, _KEYS, 2), np.int64)  # [fraction bin, key, label]
         self.specific = np.zeros((_KEYS, 2), np.int64)  # [key, label] of the cell-type-specific pairs
@@ -235,8 +242,9 @@ class StreamingMetrics:
             self.binned = True
             which = _fraction_bin(train_fraction, self.edges, labels.shape[0])
             inside = which >= 0
-            bin_index = (which[inside, None] * (2 * _KEYS) + code[inside]).ravel()
-            specific = code[specific_rows(train_fraction, labels.shape[0])].ravel()
+            kept = code[:, self.pooled_by_fraction]
+            bin_index = (which[inside, None] * (2 * _KEYS) + kept[inside]).ravel()
+            specific = kept[specific_rows(train_fraction, labels.shape[0])].ravel()
             self.specific += np.bincount(specific, minlength=self.specific.size).reshape(self.specific.shape)
         self._pending.append((cell_index.ravel(), bin_index))
         self._pending_pairs += code.size
