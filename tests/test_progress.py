@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from chromtune.sweep import plan as sweep_plan
-from chromtune.sweep import progress as progress_module
-from chromtune.sweep.progress import CLEAR, Progress, ProgressCallback, connect, relay, say
+from chromtune import progress as shared_progress
+from chromtune.progress import CLEAR
+from chromtune.sweep.progress import Progress, ProgressCallback, connect, relay, say
 from chromtune.sweep.summary import FoldModel, closing_text, human_bytes, summary_table
 
 
@@ -132,7 +133,7 @@ def test_one_line_redrawn_in_place_on_a_terminal():
 
 def test_a_long_status_is_cut_to_the_terminal(monkeypatch):
     out = Terminal()
-    monkeypatch.setattr(progress_module.shutil, "get_terminal_size", lambda fallback: SimpleNamespace(columns=40))
+    monkeypatch.setattr(shared_progress.shutil, "get_terminal_size", lambda fallback: SimpleNamespace(columns=40))
     progress = Progress(folds=5, stage_trials={1: 6, 2: 6}, label="factorized freeze+mean(loo)", stream=out)
     progress.draw()
     assert len(out.getvalue()) == len(CLEAR) + 39 and out.getvalue().endswith("…")

@@ -18,7 +18,6 @@ trial ids), so a trial that Tune starts again, or that ``--resume`` finds finish
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 import time
@@ -26,10 +25,9 @@ from typing import Callable, Iterable
 
 from ray import tune
 
+from chromtune.progress import StatusLine, clock, left_text
+
 _sink: Callable[[tuple], None] | None = None  # where this process's events go (None: printed plainly)
-
-CLEAR = "\r\x1b[K"
-
 
 def emit(event: tuple) -> None:
     """Hand an event to the sweep's Progress (in this process or through the driver's queue)."""
@@ -63,50 +61,27 @@ def relay(queue, progress: "Progress") -> threading.Thread:
     return thread
 
 
-def clock(seconds: float) -> str:
-    """``m:ss``, or ``h:mm:ss`` from an hour on."""
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-def left_text(seconds: float) -> str:
-    if seconds < 90:
-        return "about 1 min left"
-    if seconds < 5400:
-        return f"about {round(seconds / 60)} min left"
-    return f"about {seconds / 3600:.1f} h left"
-
-
-class Progress:
+class Progress(StatusLine):
     """A sweep's counters and the status line drawn from them (thread-safe); a context manager
     that draws the line while it is open and makes itself this process's event sink."""
 
     def __init__(self, folds: int, stage_trials: dict[int, int], label: str = "", stream=None,
                  interval: float | None = None, clock_fn: Callable[[], float] = time.monotonic):
-        self.stream = stream or sys.stdout
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = interval or (1.0 if self.tty else 30.0)
+        super().__init__(stream or sys.stdout, interval, clock_fn=clock_fn)
         self.folds, self.stage_trials, self.label = folds, dict(stage_trials), label
-        self.now = clock_fn
-        self.started = self.now()
         self.first_start: float | None = None  # the first trial started in this run
         self.folds_done: set[int] = set()
         self.stages_done: set[tuple[int, int]] = set()
         self.finished: dict[tuple[int, int], set[str]] = {}
         self.running: set[tuple[int, int, str]] = set()
         self.ended_here: set[tuple[int, int, str]] = set()  # finished in this run: the estimate's basis
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._shown = False  # a status line is on the terminal, to be cleared before the next line
 
     # events -----------------------------------------------------------------------------------
     def handle(self, event: tuple) -> None:
         kind, *rest = event
         with self._lock:
             if kind == "line":
-                self._write_line(rest[0])
+                self.write_line(rest[0])
             elif kind == "start":
                 fold, stage, trial = rest
                 if trial not in self.finished.get((fold, stage), ()):
@@ -165,56 +140,15 @@ class Progress:
                 parts.append("estimate after the first trial")
             return " | ".join(parts)
 
-    def _fit(self, text: str) -> str:
-        width = shutil.get_terminal_size((100, 24)).columns if self.tty else 100
-        return text if len(text) < width else text[:width - 2] + "…"
-
-    def _write_line(self, text: str) -> None:
-        if self._shown:
-            self.stream.write(CLEAR)
-        self.stream.write(text + "\n")
-        if self._shown:
-            self.stream.write(self._fit(self.status()))
-        self.stream.flush()
-
-    def draw(self) -> None:
-        with self._lock:
-            if self.tty:
-                self.stream.write(CLEAR + self._fit(self.status()))
-                self._shown = True
-            else:
-                self.stream.write(self.status() + "\n")
-            self.stream.flush()
-
-    def clear(self) -> None:
-        """Take the status line off the terminal (before another line, or an exit)."""
-        with self._lock:
-            if self._shown:
-                self.stream.write(CLEAR)
-                self.stream.flush()
-                self._shown = False
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.draw()
-
     def __enter__(self) -> "Progress":
         global _sink
         _sink = self.handle
-        self.draw()
-        self._thread = threading.Thread(target=self._loop, name="chromtune-progress", daemon=True)
-        self._thread.start()
+        self.open()  # draws the first line at once
         return self
 
     def __exit__(self, *exc) -> None:
         global _sink
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        self.clear()
-        with self._lock:
-            self.stream.write(self.status() + "\n")
-            self.stream.flush()
+        self.close(final=True)  # an interrupted sweep shows where it stopped too
         _sink = None
 
 
