@@ -10,18 +10,28 @@ or an exception raised ``from`` it): :func:`user_error_in` finds it.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
 from typing import Callable, Iterator, Sequence
 
-_interrupts = [0]  # Ctrl-C presses seen under run_cli
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report it
+STOP_LINE = {signal.SIGINT: "chromtune: interrupted", signal.SIGTERM: "chromtune: stopped by SIGTERM"}
+_signals: list[int] = []  # SIGINT and SIGTERM seen under run_cli, in order
+_first = [0]  # where the current run_cli's signals start in _signals
+_active = [0]  # run_cli calls under way in this process
+exit_hooks: list[Callable[[], None]] = []  # run before an exit at once (chromtune.atomic: remove temporary files)
 
 
 def interrupt_count() -> int:
-    """How many times Ctrl-C was pressed under :func:`run_cli` (an atomic write begun before one never
-    renames into place, even when a library swallowed the KeyboardInterrupt)."""
-    return _interrupts[0]
+    """How many stop signals (Ctrl-C, SIGTERM) arrived under :func:`run_cli` (an atomic write begun
+    before one never renames into place, even when a library swallowed the KeyboardInterrupt)."""
+    return len(_signals)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C is, so that every ``finally`` runs (temporary files are removed)."""
 
 
 class UserError(Exception):
@@ -48,33 +58,68 @@ def user_error_in(err: BaseException) -> UserError | None:
     return None
 
 
+def _stop(signum, frame) -> None:
+    """The first stop signal raises where the command is; a second one, while it unwinds, exits at
+    once after the :data:`exit_hooks` (no cleanup can hold a user up, none is skipped)."""
+    _signals.append(signum)
+    if len(_signals) - _first[0] > 1:
+        for hook in exit_hooks:
+            try:
+                hook()
+            except Exception:  # exiting at once: nothing may hold this up
+                pass
+        print(STOP_LINE[_signals[_first[0]]], file=sys.stderr, flush=True)
+        os._exit(EXIT_STATUS[_signals[_first[0]]])
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def handle_stop_signals() -> None:
+    """Under :func:`run_cli` (in the main thread): turn SIGINT and SIGTERM into exceptions again,
+    e.g. after ``ray.init`` replaced SIGTERM's handler with its own exit."""
+    if _active[0] and threading.current_thread() is threading.main_thread():
+        for signum in EXIT_STATUS:
+            signal.signal(signum, _stop)
+
+
 @contextlib.contextmanager
 def _noting_interrupts() -> Iterator[None]:
-    """Ctrl-C is counted as well as raised as KeyboardInterrupt, so an interrupt that a library
-    swallows (inside an HDF5 write, a callback) still stops the command and its output."""
+    """SIGINT and SIGTERM are counted as well as raised (as KeyboardInterrupt), so an interrupt that
+    a library swallows (inside an HDF5 write, a callback) still stops the command and its output."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def interrupt(signum, frame):
-        _interrupts[0] += 1
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, interrupt)
+    previous = {signum: signal.getsignal(signum) for signum in EXIT_STATUS}
+    first = _first[0]
+    _first[0] = len(_signals)
+    _active[0] += 1
+    handle_stop_signals()
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _active[0] -= 1
+        _first[0] = first
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stopped_by() -> int:
+    """The signal that stopped the current command (SIGINT when none was seen: a KeyboardInterrupt)."""
+    return _signals[_first[0]] if len(_signals) > _first[0] else signal.SIGINT
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run a command's ``main`` and map :class:`UserError` to one stderr line and exit status 2;
-    Ctrl-C to one line and exit status 130 (an output being written is left as it was)."""
+    Ctrl-C to one line and exit status 130, SIGTERM to one line and 143 (an output being written
+    is left as it was, its temporary file removed)."""
+    stopped = signal.SIGINT
     try:
         before = interrupt_count()
         with _noting_interrupts():
-            code = int(main(argv) or 0)
-        if interrupt_count() > before and code != 130:  # 130: a nested run_cli reported it already
+            try:
+                code = int(main(argv) or 0)
+            finally:
+                stopped = _stopped_by()
+        if interrupt_count() > before and code not in EXIT_STATUS.values():  # a nested run_cli reported it
             raise KeyboardInterrupt
         return code
     except UserError as err:  # Ray's wrapper of a worker's UserError is a UserError too: show the cause
@@ -84,8 +129,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("chromtune: interrupted", file=sys.stderr)
-        return 130
+        print(STOP_LINE[stopped], file=sys.stderr)
+        return EXIT_STATUS[stopped]
     except Exception as err:  # a UserError raised in a Ray worker arrives wrapped
         found = user_error_in(err)
         if found is None:

@@ -1,8 +1,12 @@
 """Output paths are checked before any work starts; outputs are written atomically with the umask read once."""
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -104,3 +108,82 @@ def test_ctrl_c_handler_is_restored(capsys):
     before = signal.getsignal(signal.SIGINT)
     assert cli_main(["--version"]) == 0
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def _gone_pid() -> int:
+    """The id of a process that has ended."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_sigterm_during_a_write_is_one_line_exit_143_and_no_temporary_file(tmp_path, capsys, monkeypatch):
+    from chromtune.data import dataset
+
+    out = tmp_path / "demo.h5"
+    out.write_bytes(b"the previous result")
+    original = dataset.write_sequence
+
+    def terminated(*args, **kwargs):
+        assert [p.name for p in tmp_path.glob(f".demo.h5.{atomic.HOST}.{os.getpid()}.*.tmp")]  # being written
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here
+        return original(*args, **kwargs)
+    monkeypatch.setattr(dataset, "write_sequence", terminated)
+    code, _, err = run_command(cli_main, ["demo", "--out", out], capsys)
+    assert code == 143 and err.strip().splitlines() == ["chromtune: stopped by SIGTERM"]
+    assert out.read_bytes() == b"the previous result"
+    assert os.listdir(tmp_path) == ["demo.h5"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # pytest's own handling is back
+
+
+SECOND_SIGNAL = """
+import os, signal, sys, time
+from chromtune.atomic import atomic_path
+from chromtune.errors import run_cli
+
+def main(argv):
+    with atomic_path(sys.argv[1]) as tmp:
+        tmp.write_text("half written")
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass  # a library swallowed the first signal; the user sends another
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    print("not reached")
+
+sys.exit(run_cli(main))
+"""
+
+
+def test_a_second_signal_exits_at_once_and_removes_the_temporary_files(tmp_path):
+    result = subprocess.run([sys.executable, "-c", SECOND_SIGNAL, str(tmp_path / "out.txt")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 143 and result.stderr.splitlines() == ["chromtune: stopped by SIGTERM"], result
+    assert result.stdout == "" and os.listdir(tmp_path) == []
+
+
+def test_debris_of_a_stopped_run_is_removed_or_named_by_the_next_write(tmp_path, capsys):
+    gone, alive = _gone_pid(), os.getppid()
+    debris = tmp_path / f".preds.h5.{atomic.HOST}.{gone}.k2v9_x1q.tmp"
+    debris.write_bytes(b"x" * 2_000_000)
+    other_output = tmp_path / f".newA.bed.{atomic.HOST}.{gone}.a1b2c3d4.tmp"  # another output of that run
+    other_output.write_text("chr1\t0\t200\n")
+    running = tmp_path / f".preds.h5.{atomic.HOST}.{alive}.zzzzzzzz.tmp"  # a live process is writing it
+    elsewhere = tmp_path / f".preds.h5.otherhost.{gone}.abcdefgh.tmp"  # another machine's: cannot tell
+    old = tmp_path / ".preds.h5.q7w_e8r9.tmp"  # an older chromtune's name: no owner
+    for path in (running, elsewhere, old):
+        path.write_text("?")
+    capsys.readouterr()
+    atomic.write_text(tmp_path / "preds.h5", "new")
+    atomic.write_text(tmp_path / "preds.h5", "newer")  # what was named once is not named again
+    err = capsys.readouterr().err.splitlines()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["preds.h5", running.name, elsewhere.name, old.name])
+    assert f"chromtune: removed {debris} (2.0 MB), left by an earlier run that was stopped (process {gone})" in err
+    assert any(line.startswith(f"chromtune: removed {other_output}") for line in err)
+    named = [line for line in err if "warning" in line]
+    assert len(named) == 2 and all(sum(path.name in line for line in named) == 1 for path in (elsewhere, old))
+    assert len(err) == 4 and (tmp_path / "preds.h5").read_text() == "newer"
