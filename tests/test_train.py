@@ -1,12 +1,14 @@
 """Training: resume, leakage, bad input (fast, in-process); end to end through TorchTrainer (slow)."""
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from chromtune.data.dataset import write_dataset
+from chromtune import progress as progress_module
 from chromtune.data import sampling
 from chromtune.errors import run_cli
 from chromtune.cli.train import main as train_main
@@ -269,3 +271,19 @@ def test_a_user_error_raised_in_a_ray_worker_is_one_line(capsys):
     code = run_cli(main, [])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == ["chromtune: error: --data x.h5: no such file"]
+
+
+def test_progress_in_a_pipe_is_a_plain_line_every_30_s_and_at_the_end(data_file, tmp_path, capsys, monkeypatch):
+    """Piped (a log), ``train`` prints its line on stderr 5 s after it starts (here at once), every 30 s
+    and at the end; stdout keeps only the summary."""
+    monkeypatch.setattr(progress_module, "FIRST_LINE_AFTER", 0.0)
+    code = run_cli(train_main, ["--data", data_file, "--folds", "3", "--arch", "basset", "--width", "0.125",
+                                "--epochs", "2", "--samples-per-epoch", "48", "--batch-size", "16", "--eval-every", "2",
+                                "--workers", "0", "--out", str(tmp_path / "r")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines and all(line.startswith("train stage 1 fold 0 | ") for line in lines)
+    assert len(lines) == 2 and lines[0].endswith(" | starting")  # the command began: its first line
+    assert re.fullmatch(r"train stage 1 fold 0 \| \d:\d\d \| finished \| 6/6 batches \| [\d.]+ batches/s", lines[-1])
+    assert "\r" not in err and json.loads(out)["best_valid_auprc"] > 0

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from chromtune.atomic import check_output_folder
 from chromtune.cli import add_evaluation_flags, command_parser
-from chromtune.errors import UserError, run_cli
+from chromtune.errors import UserError, handle_stop_signals, run_cli
 from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TrainConfig, size_defaults
 
 
@@ -122,7 +122,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.bf16 and not args.gpu:
         raise UserError("--bf16: needs --gpu (float32 is used on CPU)")
+    from chromtune.progress import Progress
+
+    with Progress(f"train stage {args.stage} fold {args.fold}") as progress:  # on stderr: stdout gets the summary
+        metrics = train(args, progress)
+        progress.update(phase="finished")
+    summary = {"best_valid_auprc": metrics["best_valid_auprc"]}
+    if "test" in metrics:
+        from chromtune.train.metrics import skipped_text
+
+        summary.update({f"test.{name}.auprc": round(m["auprc"], 4) for name, m in metrics["test"].items()})
+        summary["test_pairs"] = metrics["test_pairs"]["pairs"]
+        summary["test_cells_skipped"] = metrics["test"]["model"]["n_cells_skipped"]
+        skipped = skipped_text(metrics["test"]["model"], metrics["split"]["test"])
+        if skipped:
+            print(f"chromtune: warning: test: {skipped}", file=sys.stderr)
+    elif metrics.get("test_evaluated") is False:
+        summary["test"] = metrics["test_note"]
+    print(json.dumps(summary))
+    return 0
+
+
+def train(args: argparse.Namespace, progress) -> dict:
+    """Check the flags and train (through Ray unless --workers 0); metrics.json's content."""
     import torch
+    progress.update(phase="reading the data")
     if args.gpu and not torch.cuda.is_available() and not args.address:
         raise UserError("--gpu: no CUDA GPU is visible on this machine")
     args.data, args.init = absolute(args.data), absolute(args.init)
@@ -136,25 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chromtune.data.demo import demo_path
         data = str(demo_path())
     cfg = config_from_args(args, data)
-    from chromtune.sweep.ray_runtime import check_resources, start_ray
-    from chromtune.train.metrics import skipped_text
     from chromtune.train.runner import run_training
-    if args.workers:
+
+    def start():
+        from chromtune.sweep.ray_runtime import check_resources, start_ray
+
+        progress.update(phase="starting Ray")
         start_ray(args.address)
+        handle_stop_signals()  # ray.init replaced SIGTERM's handler with an exit that skips cleanup
         check_resources(args.workers, args.cpus_per_worker, 1 if args.gpu else 0)
-    metrics = run_training(cfg, out, args.workers, args.gpu, args.cpus_per_worker, args.resume)
-    summary = {"best_valid_auprc": metrics["best_valid_auprc"]}
-    if "test" in metrics:
-        summary.update({f"test.{name}.auprc": round(m["auprc"], 4) for name, m in metrics["test"].items()})
-        summary["test_pairs"] = metrics["test_pairs"]["pairs"]
-        summary["test_cells_skipped"] = metrics["test"]["model"]["n_cells_skipped"]
-        skipped = skipped_text(metrics["test"]["model"], metrics["split"]["test"])
-        if skipped:
-            print(f"chromtune: warning: test: {skipped}", file=sys.stderr)
-    elif metrics.get("test_evaluated") is False:
-        summary["test"] = metrics["test_note"]
-    print(json.dumps(summary))
-    return 0
+    return run_training(cfg, out, args.workers, args.gpu, args.cpus_per_worker, args.resume, progress=progress,
+                        start=start)
 
 
 if __name__ == "__main__":

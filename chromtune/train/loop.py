@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import ray.train
@@ -40,6 +41,7 @@ from chromtune.errors import UserError
 from chromtune.models import build_model
 from chromtune.models.checkpoint import load_model
 from chromtune.io.storage import fetch
+from chromtune.progress import Throttled
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import (UndefinedMetric, autocast, growth_text, undefined_cause, unwrap,
                                      validation_metrics, validation_sample)
@@ -163,6 +165,10 @@ class _Batches:
             return F.binary_cross_entropy_with_logits(logits.float(), y)
 
 
+def _silent(done: int, total: int, phase: str) -> None:
+    """No progress shown (other ranks, the sweep's trials)."""
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -216,13 +222,20 @@ class FolderSession:
             shutil.rmtree(previous)
 
 
+PROGRESS_QUEUE = "progress_queue"  # the key of train_loop_config that carries the driver's progress queue
+
+
 def train_loop_per_worker(config: dict) -> None:
-    """Ray Train entry point: train ``config`` (a TrainConfig dict), reporting every epoch."""
-    run_loop(TrainConfig.from_dict(config), TrainSession())
+    """Ray Train entry point: train ``config`` (a TrainConfig dict), reporting every epoch; with a
+    ``progress_queue`` (a ``ray.util.queue.Queue``), rank 0 puts its progress there once a second."""
+    queue = config.get(PROGRESS_QUEUE)
+    run_loop(TrainConfig.from_dict(config), TrainSession(),
+             Throttled(lambda *state: queue.put_nowait(state)) if queue is not None else None)
 
 
-def run_loop(cfg: TrainConfig, session) -> None:
-    """Train ``cfg``; ``session`` supplies rank, device, the checkpoint to resume and reporting."""
+def run_loop(cfg: TrainConfig, session, progress: Callable[[int, int, str], None] | None = None) -> None:
+    """Train ``cfg``; ``session`` supplies rank, device, the checkpoint to resume and reporting.
+    ``progress`` (rank 0) hears ``(batches done, batches in all epochs, phase)`` at every batch."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     # Denormal floats (tiny activations and Adam moments) run ~4x slower on x86 CPUs; flush them.
@@ -249,14 +262,18 @@ def run_loop(cfg: TrainConfig, session) -> None:
     note = growth_text(task, cfg, bins, added)
     if rank == 0 and note:
         print(f"chromtune: {note}", file=sys.stderr, flush=True)
+    steps = cfg.steps_per_epoch
+    if progress is None or rank != 0:
+        progress = _silent
 
     for epoch in range(start_epoch, cfg.epochs):
         _seed_epoch(cfg, epoch, rank)
         model.train()
         epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
         step_time, loss_sum = 0.0, 0.0
-        steps = cfg.steps_per_epoch
+        phase = f"epoch {epoch + 1}/{cfg.epochs}"
         for step in range(steps):
+            progress(epoch * steps + step, cfg.epochs * steps, phase)
             loss = batches.loss(model, epoch, step)  # data gathering happens inside: timed as "rest"
             _sync(device)
             started = time.perf_counter()
@@ -267,6 +284,7 @@ def run_loop(cfg: TrainConfig, session) -> None:
             step_time += time.perf_counter() - started
             loss_sum += loss.item()
         train_time = time.perf_counter() - epoch_start
+        progress((epoch + 1) * steps, cfg.epochs * steps, f"{phase}: validating")
         valid = validation_metrics(model, task, cfg, device, rank, world_size, sample)
         valid_time = time.perf_counter() - epoch_start - train_time
         metric = valid["valid_auprc"]  # never NaN (validation_metrics raises UndefinedMetric instead)

@@ -14,15 +14,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import sys
+import threading
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
+from ray.util.queue import Empty, Queue
 
 from chromtune.atomic import atomic_path, write_text
 from chromtune.data.folds import split_table
@@ -32,8 +36,9 @@ from chromtune.models.checkpoint import load_model, save_model
 from chromtune.io.storage import Storage
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import test_evaluation
-from chromtune.train.loop import (BEST_FILE, STATE_FILE, FolderSession, model_record, run_loop, stage1_checkpoint,
-                                  train_loop_per_worker)
+from chromtune.progress import Progress
+from chromtune.train.loop import (BEST_FILE, PROGRESS_QUEUE, STATE_FILE, FolderSession, model_record, run_loop,
+                                  stage1_checkpoint, train_loop_per_worker)
 from chromtune.train.plots import plot_curve_points
 from chromtune.train.task import FoldTask
 
@@ -51,12 +56,14 @@ def latest_checkpoint(storage: Storage, name: str = RUN_NAME) -> Checkpoint | No
 
 def make_trainer(cfg: TrainConfig, storage: str, workers: int = 1, use_gpu: bool = False,
                  cpus_per_worker: float = 1, max_failures: int = 0, resume: Checkpoint | None = None,
-                 name: str = RUN_NAME, callbacks: list | None = None) -> TorchTrainer:
-    """A TorchTrainer for ``cfg``: DDP over ``workers`` Ray Train workers."""
+                 name: str = RUN_NAME, callbacks: list | None = None, progress_queue=None) -> TorchTrainer:
+    """A TorchTrainer for ``cfg``: DDP over ``workers`` Ray Train workers; rank 0 puts its progress in
+    ``progress_queue`` (a ``ray.util.queue.Queue``) when one is given."""
     resources = {"CPU": cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
+    extra = {PROGRESS_QUEUE: progress_queue} if progress_queue is not None else {}
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=cfg.to_dict(),
+        train_loop_config={**cfg.to_dict(), **extra},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                      resources_per_worker=resources if workers else None),
         run_config=RunConfig(name=name, storage_path=storage,
@@ -67,7 +74,7 @@ def make_trainer(cfg: TrainConfig, storage: str, workers: int = 1, use_gpu: bool
 
 
 def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask | None = None,
-               test: dict | None = None) -> dict:
+               test: dict | None = None, progress: Progress | None = None) -> dict:
     """Copy the best model out, evaluate the test cell types once (stage 2) and write metrics.json.
 
     `test` is that evaluation when it already ran elsewhere (:func:`evaluate_checkpoint` as a Ray
@@ -87,6 +94,8 @@ def finish_run(cfg: TrainConfig, checkpoint_dir: Path, out: Path, task: FoldTask
         if not metrics["test_evaluated"]:
             metrics["test_note"] = NOT_EVALUATED
     if cfg.stage == 2 and metrics["test_evaluated"]:
+        if progress is not None and test is None:
+            progress.update(phase="scoring the test cell types")
         report = test if test is not None else test_evaluation(model, task, cfg, torch.device("cpu"))
         metrics["test"], metrics["test_pairs"] = report["metrics"], report["pairs"]
         plot_curve_points({name: (*report["curves"][name], m["auprc"]) for name, m in report["metrics"].items()},
@@ -108,9 +117,44 @@ def _plain(value):
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
+@contextlib.contextmanager
+def progress_from_workers(progress: Progress | None) -> Iterator[Queue | None]:
+    """A queue for the Ray Train worker of rank 0 to put its progress in, and a thread that hands
+    it to ``progress`` (this process's line) until the context ends; None without a ``progress``."""
+    if progress is None:
+        yield None
+        return
+    queue = Queue(actor_options={"num_cpus": 0})
+    done = threading.Event()
+
+    def relay():
+        while True:
+            try:  # after the context: what is left, without waiting
+                batches, total, phase = queue.get_nowait() if done.is_set() else queue.get(timeout=0.5)
+            except Empty:
+                if done.is_set():
+                    return
+                continue
+            except Exception:  # the queue's actor is gone (Ray shutting down): no more progress
+                return
+            progress.update(done=batches, total=total, phase=phase, unit="batches")
+
+    thread = threading.Thread(target=relay, name="chromtune-train-progress", daemon=True)
+    thread.start()
+    try:
+        yield queue
+    finally:
+        done.set()
+        thread.join()
+        queue.shutdown()
+
+
 def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: bool = False,
-                 cpus_per_worker: float = 1, resume: bool = False, max_failures: int = 0) -> dict:
-    """Train ``cfg`` through Ray Train, then write the run folder; returns metrics.json's content."""
+                 cpus_per_worker: float = 1, resume: bool = False, max_failures: int = 0,
+                 progress: Progress | None = None, start: Callable[[], None] | None = None) -> dict:
+    """Train ``cfg`` through Ray Train, then write the run folder; returns metrics.json's content.
+    ``progress``: the line that shows the batches done, the phase and the time left; ``start``: runs
+    (with Ray workers) once the data, fold and --out are checked (the command starts Ray there)."""
     out = Path(out).resolve()
     task = FoldTask.from_config(cfg)  # bad data, folds or chromosomes fail here, before Ray starts
     for line in check_held_out(task.dataset, [task.fold], task.bins, stages=(cfg.stage,)):
@@ -123,12 +167,19 @@ def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: b
         raise UserError(f"--out {out}: holds an earlier run; pass --resume to continue it or choose another folder")
     if resume and previous is None:
         raise UserError(f"--resume: {out} holds no checkpoint to resume from")
+    if workers and start is not None:
+        start()
     out.mkdir(parents=True, exist_ok=True)
     if workers == 0:
         session = FolderSession(storage / RUN_NAME, torch.device("cuda") if use_gpu else None)
-        run_loop(cfg, session)
-        return finish_run(cfg, session.checkpoint_dir(), out, task)
-    result = make_trainer(cfg, str(storage), workers, use_gpu, cpus_per_worker, max_failures, previous).fit()
+        run_loop(cfg, session, progress and (lambda batches, total, phase: progress.update(
+            done=batches, total=total, phase=phase, unit="batches")))
+        return finish_run(cfg, session.checkpoint_dir(), out, task, progress=progress)
+    if progress is not None:
+        progress.update(phase=f"starting {workers} Ray Train worker{'s' if workers > 1 else ''}")
+    with progress_from_workers(progress) as queue:
+        result = make_trainer(cfg, str(storage), workers, use_gpu, cpus_per_worker, max_failures, previous,
+                              progress_queue=queue).fit()
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
-    return finish_run(cfg, Path(result.checkpoint.to_directory()), out, task)
+    return finish_run(cfg, Path(result.checkpoint.to_directory()), out, task, progress=progress)
