@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tracemalloc
 
 import h5py
@@ -136,3 +137,18 @@ def test_summary_counts_positives_from_the_packed_bits_in_bounded_memory():
     assert summary["bins_per_chromosome"] == {"chr1": n}
     dense = n * n_cells
     assert peak < 8 * 2**20, (peak, dense)  # the dense matrix is 129 MB; one unpacked chunk of it 32 MB
+
+
+def test_verification_shows_its_progress_in_a_log(tmp_path, capsys, monkeypatch):
+    """Verifying reads the whole file: after 5 s (here at once) a line on stderr counts what was read,
+    and the last line says all of it; stdout holds only the summary."""
+    from chromtune import progress
+
+    monkeypatch.setattr(progress, "FIRST_LINE_AFTER", 0.0)
+    write_dataset(tmp_path / "d.h5", random_dataset(n_chroms=1, chrom_len=3_000_000, n_cells=4))
+    code, out, err = run([str(tmp_path / "d.h5"), "--json"], capsys)
+    assert code == 0 and json.loads(out)["checksums"]["status"] == "verified"
+    lines = err.splitlines()
+    assert lines and all(line.startswith(f"inspect {tmp_path / 'd.h5'} | ") for line in lines)
+    last = re.fullmatch(r".* \| summarising \| ([\d,]+)/([\d,]+) kB \| [\d,.]+ kB/s", lines[-1])
+    assert last and last[1] == last[2] and int(last[2].replace(",", "")) >= 3_000  # the genome's 3 MB, at least

@@ -2,7 +2,8 @@
 
 The file's stored digests are verified first (:func:`chromtune.data.summary.check_digests`), then
 opening it runs the data set's validation (:func:`chromtune.data.dataset.open_dataset`), so a
-damaged file is a one-line error; h5py is imported only when a file is opened.
+damaged file is a one-line error; h5py is imported only when a file is opened. Verifying reads
+the whole file: a progress line on stderr counts the megabytes (chromtune.progress).
 """
 
 from __future__ import annotations
@@ -34,10 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from chromtune.data.dataset import open_dataset
-    from chromtune.data.summary import check_digests, render, summarise
-    digests = None if args.no_verify else check_digests(args.file)
-    summary = summarise(open_dataset(args.file), digests)
+    from chromtune.progress import Progress
+
+    with Progress(f"inspect {args.file}") as progress:  # on stderr: stdout gets the summary
+        from chromtune.data.dataset import open_dataset
+        from chromtune.data.summary import check_digests, render, summarise
+        digests = None if args.no_verify else check_digests(args.file, progress)
+        progress.update(phase="summarising")
+        summary = summarise(open_dataset(args.file), digests)
     print(json.dumps(summary) if args.json else render(summary))
     return 0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -92,14 +93,21 @@ def put_names(f: h5py.File | h5py.Group, name: str, names) -> None:
     put(f, name, np.asarray([str(n) for n in names], dtype=object))
 
 
-def _file_digest(dataset: h5py.Dataset) -> str:
-    """The digest of ``dataset``'s bytes, read in blocks of about BLOCK_BYTES."""
+def _stored_bytes(dataset: h5py.Dataset) -> int:
+    return dataset.id.get_storage_size() if dataset.dtype.kind == "O" else int(dataset.nbytes)
+
+
+def _file_digest(dataset: h5py.Dataset, read: Callable[[int], None]) -> str:
+    """The digest of ``dataset``'s bytes, read in blocks of about BLOCK_BYTES; ``read`` hears how many
+    bytes each block held."""
     hasher = _hasher()
     if dataset.dtype.kind == "O":  # variable-length strings
         _hash_strings(hasher, dataset[()].tolist())
+        read(_stored_bytes(dataset))
         return _label(hasher)
     if dataset.shape == () or dataset.size == 0:
         hasher.update(np.ascontiguousarray(dataset[()]))
+        read(_stored_bytes(dataset))
         return _label(hasher)
     row_bytes = max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:], dtype=np.int64)))
     step = max(1, BLOCK_BYTES // row_bytes)
@@ -109,28 +117,41 @@ def _file_digest(dataset: h5py.Dataset) -> str:
         block = buffer[:stop - start]
         dataset.read_direct(block, np.s_[start:stop])
         hasher.update(block)
+        read(block.nbytes)
     return _label(hasher)
 
 
-def verify_digests(path: str | os.PathLike) -> list[str]:
+def verify_digests(path: str | os.PathLike, progress=None) -> list[str]:
     """Check every dataset of ``path`` that carries a digest; return their names (empty: the file
     has no digests). A mismatch raises :class:`DigestMismatch` naming the file and the dataset;
-    an unreadable file raises h5py's OSError.
+    an unreadable file raises h5py's OSError. ``progress`` (a :class:`chromtune.progress.Progress`)
+    counts the megabytes read (kilobytes in a file under 10 MB).
 
     Memory stays bounded (one 8 MiB buffer per dataset) however large the file.
     """
     checked: list[str] = []
+    done, unit = [0], 1_000_000
+
+    def read(nbytes: int) -> None:
+        done[0] += nbytes
+        if progress is not None:
+            progress.update(done=done[0] // unit)
+
     with h5py.File(path, "r") as f:
         names: list[str] = []
         f.visititems(lambda name, node: names.append(name)
                      if isinstance(node, h5py.Dataset) and DIGEST_ATTR in node.attrs else None)
+        if progress is not None:
+            total = sum(_stored_bytes(f[name]) for name in names)
+            unit = 1_000_000 if total >= 10_000_000 else 1_000
+            progress.begin(total // unit, "MB" if unit == 1_000_000 else "kB", phase="verifying checksums")
         for name in names:
             stored = f[name].attrs[DIGEST_ATTR]
             stored = stored.decode() if isinstance(stored, bytes) else str(stored)
             if not stored.startswith(f"{ALGORITHM}:"):
                 raise DigestMismatch(f"{path}: dataset '{name}' has a digest of unknown kind "
                                      f"({stored.split(':')[0]}); this chromtune checks {ALGORITHM}")
-            if _file_digest(f[name]) != stored:
+            if _file_digest(f[name], read) != stored:
                 raise DigestMismatch(f"{path}: dataset '{name}' does not match the digest written with it "
                                      "(the file changed or was damaged after it was written)")
             checked.append(name)

@@ -18,8 +18,9 @@ from chromtune.data.dataset import Dataset, DatasetError
 from chromtune.data.labels import CHUNK_ROWS
 
 
-def check_digests(path: str | os.PathLike) -> dict:
-    """Verify the digests stored in the file (:mod:`chromtune.data.checksums`).
+def check_digests(path: str | os.PathLike, progress=None) -> dict:
+    """Verify the digests stored in the file (:mod:`chromtune.data.checksums`), counting the
+    megabytes read on ``progress`` (a :class:`chromtune.progress.Progress`).
 
     Returns ``{"status": "verified", "algorithm": ..., "datasets": [...]}``, or ``{"status": "none"}``
     for a file written without digests (older chromtune); a mismatch or an unreadable file is a
@@ -28,7 +29,7 @@ def check_digests(path: str | os.PathLike) -> dict:
     if not Path(path).is_file():
         raise DatasetError(f"{path}: no such data set file")
     try:
-        names = verify_digests(path)
+        names = verify_digests(path, progress)
     except (OSError, KeyError, ValueError) as err:
         raise DatasetError(f"{path}: unreadable or truncated data set file ({err.__class__.__name__}: {err})") from None
     return {"status": "verified", "algorithm": ALGORITHM, "datasets": names} if names else {"status": "none"}
