@@ -3,7 +3,7 @@
 At the paper's size (ResNet trunk, width 1.0, 1000 bp windows, G = 1630 synthetic genes, the
 simple stage-2 head with the mean feature) over a few hundred random bins, times:
 
-- ``fast, C=1`` and ``fast, C=N``: :func:`chromtune.predict.predict_accessibility` (trunk once per
+- ``fast, C=1`` and ``fast, C=N``: :func:`chromtune.predict.scoring.predict_accessibility` (trunk once per
   bin, the head's first Linear split into per-bin and per-cell-type products);
 - ``trunk once, whole head per pair``: what the training code's evaluation did before it shared the
   split head (the trunk feature repeated per cell type through the whole head, first Linear over
@@ -33,7 +33,7 @@ from bench_models import cpu_counters, others_share
 from chromtune.data.dataset import Dataset
 from chromtune.data.encoding import one_hot
 from chromtune.models import build_model
-from chromtune.predict import predict_accessibility
+from chromtune.predict.scoring import predict_accessibility
 from chromtune.train.baselines import mean_accessibility
 
 N_GENES, SEQ_LEN, N_TRAIN = 1630, 1000, 103

@@ -39,7 +39,7 @@ from chromtune.data.dataset import Dataset, write_dataset
 from chromtune.data.encoding import one_hot
 from chromtune.data.sampling import Stage1Sampler, Stage2Sampler
 from chromtune.models import build_model
-from chromtune.predict import predict_accessibility
+from chromtune.predict.scoring import predict_accessibility
 from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import test_bins, test_evaluation, validation_metrics, validation_sample
 from chromtune.train.task import FoldTask

@@ -22,6 +22,13 @@ _signals: list[int] = []  # SIGINT and SIGTERM seen under run_cli, in order
 _first = [0]  # where the current run_cli's signals start in _signals
 _active = [0]  # run_cli calls under way in this process
 exit_hooks: list[Callable[[], None]] = []  # run before an exit at once (chromtune.atomic: remove temporary files)
+SHOWN = 5  # names a message lists before "..."
+
+
+def listing(names, shown: int = SHOWN) -> str:
+    """The first `shown` names, comma-separated, with ", ..." when there are more (for one-line messages)."""
+    names = list(names)
+    return ", ".join(map(str, names[:shown])) + (", ..." if len(names) > shown else "")
 
 
 def interrupt_count() -> int:

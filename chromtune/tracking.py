@@ -61,6 +61,12 @@ def client(tracking_uri: str | None = None) -> MlflowClient:
     return MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
 
 
+def download_artifact(run_id: str, name: str, folder: str | os.PathLike, tracking_uri: str | None = None) -> Path:
+    """The run's artifact `name`, downloaded into `folder`."""
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(folder),
+                                                    tracking_uri=tracking_uri or DEFAULT_TRACKING_URI))
+
+
 def require_store(tracking_uri: str | None, hint: str) -> str:
     """`tracking_uri` (default ``sqlite:///mlflow.db``), or a one-line UserError when it names an
     SQLite file that does not exist (MLflow would create an empty store); `hint` says what to do."""

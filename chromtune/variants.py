@@ -33,27 +33,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chromtune import __version__
 from chromtune.atomic import atomic_path
 from chromtune.data.dataset import Dataset
 from chromtune.data.encoding import one_hot
-from chromtune.errors import UserError
+from chromtune.errors import SHOWN, UserError, listing
 from chromtune.interpret.alleles import WindowIndex, genome_windows, substitute, window_starts
 from chromtune.io.fasta import canonical_name, encode
+from chromtune.io.tracks import write_header
 from chromtune.io.vcf import Variants
 from chromtune.models import SplitHead
+from chromtune.predict.expression import pick_cells
+from chromtune.predict.predictor import Predictor
+from chromtune.predict.scoring import Member
 
 MEASURES = ("ref_prob", "alt_prob", "delta_logit", "delta_prob", "max_abs_delta_logit", "max_abs_delta_prob")
 FORMAT = "chromtune-variant-effects"
 FORMAT_VERSION = 1
 ISM_FORMAT = "chromtune-ism"
 BLOCK_VARIANTS = 512   # variants scored and written per block (bounds memory: ~21 windows each)
-_SHOWN = 5
-
-
-def _listing(names) -> str:
-    names = list(names)
-    return ", ".join(map(str, names[:_SHOWN])) + (", ..." if len(names) > _SHOWN else "")
 
 
 # -- placing the VCF's records on the data set's genome ----------------------------------------
@@ -98,7 +95,7 @@ def place_variants(variants: Variants, ds: Dataset, index: WindowIndex, strict: 
     ref_code = encode("".join(snv.ref)) if len(snv) else np.zeros(0, dtype=np.uint8)
     bad = np.flatnonzero(genome_base != ref_code)
     mismatches = []
-    for r in bad[:_SHOWN]:
+    for r in bad[:SHOWN]:
         found = "ACGTN"[genome_base[r]] if snv.pos[r] <= len(ds.genome[ds.chromosomes[chrom[r]]]) else \
             "nothing (past the chromosome's end)"
         mismatches.append(f"line {snv.line[r]} {snv.chrom[r]}:{snv.pos[r]} REF {snv.ref[r]}, genome {found}")
@@ -145,15 +142,6 @@ def allele_windows(ds: Dataset, index: WindowIndex, chrom: np.ndarray, position:
         ref[rows] = genome_windows(ds, int(k), starts[rows])
     alt = substitute(ref, position[variant] - starts, alt_code[variant])
     return AlleleWindows(variant, window_bin, ref, alt, mean_bin)
-
-
-@dataclass
-class Member:
-    """One model of the (possibly one-model) ensemble, ready to score."""
-
-    model: torch.nn.Module
-    meta: dict
-    mean: np.ndarray | None   # (n_bins,) its mean-accessibility feature, or None
 
 
 @torch.inference_mode()
@@ -240,9 +228,7 @@ def write_effects(out: Path, blocks, placed: Placed, cells: list[str], attrs: di
             import h5py
 
             f = stack.enter_context(h5py.File(tmp, "w"))
-            for key, value in {**attrs, "format": FORMAT, "format_version": FORMAT_VERSION,
-                               "chromtune_version": __version__}.items():
-                f.attrs[key] = value
+            write_header(f, attrs, FORMAT, FORMAT_VERSION)
             text = h5py.string_dtype()
             f["cell_types"] = np.asarray(cells, dtype=text)
             for name, values in (("chrom", v.chrom), ("id", v.ident), ("ref", v.ref), ("alt", v.alt)):
@@ -285,8 +271,8 @@ def attributes(members: list[Member], ds: Dataset, source: dict, placed: Placed,
 def report(placed: Placed, where: str) -> None:
     """One warning line per kind of problem (on stderr): unknown chromosomes, REF mismatches, skipped kinds."""
     if placed.unknown_chroms:
-        counts = ", ".join(f"{c} ({n})" for c, n in placed.unknown_chroms.most_common(_SHOWN))
-        more = ", ..." if len(placed.unknown_chroms) > _SHOWN else ""
+        counts = ", ".join(f"{c} ({n})" for c, n in placed.unknown_chroms.most_common(SHOWN))
+        more = ", ..." if len(placed.unknown_chroms) > SHOWN else ""
         print(f"chromtune: warning: {where}: {sum(placed.unknown_chroms.values())} SNV(s) on "
               f"{len(placed.unknown_chroms)} chromosome(s) the data set lacks are skipped: {counts}{more}",
               file=sys.stderr)
@@ -311,7 +297,7 @@ def ism_region(text: str, ds: Dataset) -> tuple[int, int, int]:
         raise UserError(f"--ism {text}: expected CHROM:START-END, 1-based and inclusive (e.g. chr1:1001-1100)")
     k = {canonical_name(c): k for k, c in enumerate(ds.chromosomes)}.get(canonical_name(m[1]))
     if k is None:
-        raise UserError(f"--ism {text}: the data set {ds.path} has no chromosome {m[1]} ({_listing(ds.chromosomes)})")
+        raise UserError(f"--ism {text}: the data set {ds.path} has no chromosome {m[1]} ({listing(ds.chromosomes)})")
     start, end, length = int(m[2].replace(",", "")), int(m[3].replace(",", "")), len(ds.genome[ds.chromosomes[k]])
     if not 1 <= start <= end <= length:
         raise UserError(f"--ism {text}: needs 1 <= START <= END <= {length:,} (the length of {ds.chromosomes[k]})")
@@ -355,10 +341,8 @@ def write_ism(out: Path, blocks, placed: Placed, cells: list[str], ds: Dataset, 
             import h5py
 
             f = stack.enter_context(h5py.File(tmp, "w"))
-            for key, value in {**attrs, "format": ISM_FORMAT, "format_version": FORMAT_VERSION,
-                               "chromtune_version": __version__, "chrom": ds.chromosomes[chrom], "start": start + 1,
-                               "end": end}.items():
-                f.attrs[key] = value
+            write_header(f, {**attrs, "chrom": ds.chromosomes[chrom], "start": start + 1, "end": end}, ISM_FORMAT,
+                         FORMAT_VERSION)
             text = h5py.string_dtype()
             f["cell_types"] = np.asarray(cells, dtype=text)
             f["position"] = np.arange(start + 1, end + 1, dtype=np.int64)
@@ -377,82 +361,55 @@ def write_ism(out: Path, blocks, placed: Placed, cells: list[str], ds: Dataset, 
 
 
 # -- the command -------------------------------------------------------------------------------
-def load_members(source: str, tracking_uri: str | None) -> tuple[list[tuple[torch.nn.Module, dict]], str]:
-    """The model(s) to score with (:func:`chromtune.predict.load_predictors`: a sweep run id gives every
-    finished fold's selected model, averaged) and a sentence saying which."""
-    from chromtune.predict import load_predictors
-
-    loaded = load_predictors(source, tracking_uri)
-    if len(loaded) == 1:
-        return loaded, f"one model ({loaded[0][1]['checkpoint']})"
-    folds = ", ".join(f"fold {meta.get('fold', '?')} (run {meta.get('run_id', '?')})" for _, meta in loaded)
-    return loaded, f"the mean of {len(loaded)} fold models: {folds}"
-
-
-def choose_cells(ds: Dataset, meta: dict, expression_path: Path | None, cells: str | None) -> tuple[np.ndarray, list[str]]:
+def choose_cells(predictor: Predictor, expression_path: Path | None, cells) -> tuple[np.ndarray, list[str]]:
     """(C, G) transformed expression in the model's gene order and the C names: the data set's cell types,
-    then those of `expression_path`; `cells` (comma-separated) picks among them."""
-    from chromtune.predict import align_expression
-
+    then those of `expression_path`; `cells` (comma-separated or a list) picks among them."""
+    ds = predictor.dataset
     expression, names = np.asarray(ds.expression, dtype=np.float32), list(ds.cell_types)
     if expression_path is not None:
-        new, new_names = align_expression(expression_path, list(meta["genes"]), meta["expression_transform"])
+        new, new_names = predictor.expression(expression_path)
         clash = sorted(set(new_names) & set(names))
         if clash:
-            raise UserError(f"--expression {expression_path}: {_listing(clash)} also name(s) cell types of --data "
+            raise UserError(f"--expression {expression_path}: {listing(clash)} also name(s) cell types of --data "
                             f"{ds.path}; rename them")
         expression, names = np.concatenate([expression, new]), names + list(new_names)
-    if not cells:
-        return expression, names
-    wanted = [c.strip() for c in cells.split(",") if c.strip()]
-    index = {c: k for k, c in enumerate(names)}
-    unknown = [c for c in wanted if c not in index]
-    if unknown or not wanted:
-        raise UserError(f"--cells: {_listing(unknown) or 'no names'} not among the cell types of the data set"
-                        f"{' and --expression' if expression_path else ''} ({_listing(names)})")
-    if len(set(wanted)) != len(wanted):
-        raise UserError("--cells: a cell type is named twice")
-    keep = [index[c] for c in wanted]
-    return expression[keep], wanted
+    keep = pick_cells(names, cells, f"the data set{' and --expression' if expression_path else ''}")
+    return expression[keep], [names[k] for k in keep]
 
 
-def run(args) -> int:
-    """``chromtune variants`` on parsed, range-checked arguments (:mod:`chromtune.cli.variants`)."""
+def write_variant_effects(model, out, *, vcf=None, ism: str | None = None, data=None, expression=None, cells=None,
+                          strict: bool = False, tracking_uri: str | None = None, batch_size: int = 64,
+                          device: str = "auto") -> Path:
+    """``chromtune variants``: the effects of the SNVs of `vcf` (or of every SNV of the region `ism`,
+    ``CHROM:START-END``) in the chosen cell types, written to `out` (.tsv, .tsv.gz or .h5); returns `out`.
+    `model` is anything :meth:`Predictor.load` takes (a sweep run id: its fold ensemble)."""
     from chromtune.io.vcf import read_vcf
-    from chromtune.predict import check_data, open_data, resolve_device, train_cells
-    from chromtune.train.baselines import mean_accessibility
 
-    device = resolve_device(args.device)
-    variants = read_vcf(args.vcf) if args.vcf is not None else None
-    loaded, note = load_members(args.model, args.tracking_uri)
-    ds = open_data(args.data, loaded[0][1])
-    members = []
-    for model, meta in loaded:
-        check_data(ds, model, meta)
-        mean = (mean_accessibility(ds.labels, train_cells(ds, meta, "the model's mean-accessibility feature"))
-                if model.config["with_mean"] else None)
-        members.append(Member(model, meta, mean))
-    expression, cells = choose_cells(ds, loaded[0][1], args.expression, args.cells)
+    if (vcf is None) == (ism is None):
+        raise UserError("--vcf or --ism: give exactly one")
+    out = Path(out)
+    variants = read_vcf(vcf) if vcf is not None else None
+    predictor = Predictor.load(model, data, tracking_uri=tracking_uri, device=device)
+    ds, members, note = predictor.dataset, predictor.members, predictor.description
+    expression, names = choose_cells(predictor, expression, cells)
     if variants is None:
-        where = f"--ism {args.ism}"
-        region = ism_region(args.ism, ds)
+        where = f"--ism {ism}"
+        region = ism_region(ism, ds)
         variants = ism_variants(ds, *region)
     else:
-        where = f"--vcf {args.vcf}"
-    index = WindowIndex(ds)
-    placed = place_variants(variants, ds, index, args.strict, where)
+        where = f"--vcf {vcf}"
+    placed = place_variants(variants, ds, WindowIndex(ds), strict, where)
     report(placed, where)
-    print(f"{where}: {len(variants)} record(s), {len(placed.position)} SNV(s) scored in {len(cells)} cell type(s) "
+    print(f"{where}: {len(variants)} record(s), {len(placed.position)} SNV(s) scored in {len(names)} cell type(s) "
           f"with {note}", file=sys.stderr)
     torch.set_flush_denormal(True)
-    attrs = attributes(members, ds, {"ism": args.ism} if args.ism else {"vcf": str(args.vcf)}, placed, len(variants),
-                       note)
-    if args.ism:
-        blocks = score_blocks(members, ds, placed, expression, args.batch_size, device, bins=False)
-        write_ism(args.out, blocks, placed, cells, ds, region, attrs)
-        print(f"{args.out}: {region[2] - region[1]:,} bases x 4 x {len(cells)} cell types")
-        return 0
-    blocks = score_blocks(members, ds, placed, expression, args.batch_size, device)
-    rows = write_effects(args.out, blocks, placed, cells, attrs)
-    print(f"{args.out}: {len(placed.position):,} variants x {len(cells)} cell types ({rows:,} rows)")
-    return 0
+    attrs = attributes(members, ds, {"ism": ism} if ism else {"vcf": str(vcf)}, placed, len(variants), note)
+    if ism:
+        blocks = score_blocks(members, ds, placed, expression, batch_size, predictor.device, bins=False)
+        write_ism(out, blocks, placed, names, ds, region, attrs)
+        print(f"{out}: {region[2] - region[1]:,} bases x 4 x {len(names)} cell types")
+        return out
+    blocks = score_blocks(members, ds, placed, expression, batch_size, predictor.device)
+    rows = write_effects(out, blocks, placed, names, attrs)
+    print(f"{out}: {len(placed.position):,} variants x {len(names)} cell types ({rows:,} rows)")
+    return out

@@ -75,9 +75,10 @@ def test_light_name_lists_match_the_registries():
     from chromtune.data.prepare import TRANSFORMS
     from chromtune.models import ARCHITECTURES, HEADS
     assert train.ARCH_NAMES == ARCHITECTURES and train.HEAD_NAMES == HEADS
-    from chromtune import predict as predict_logic
     from chromtune.cli import predict
-    assert predict.FILL_NAMES == predict_logic.FILLS and predict.INSTALL_HINT == predict_logic.INSTALL_HINT
+    from chromtune.io.tracks import INSTALL_HINT
+    from chromtune.predict.expression import FILLS
+    assert predict.FILL_NAMES == FILLS and predict.INSTALL_HINT == INSTALL_HINT
     assert set(prepare.TRANSFORM_NAMES) == set(TRANSFORMS)
 
 

@@ -26,7 +26,9 @@ from chromtune.interpret import pipeline as interpret_pipeline
 from chromtune.interpret.motif_match import planted_motifs
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
-from chromtune.predict import align_expression, load_predictor, predict_accessibility
+from chromtune.predict.expression import align_expression
+from chromtune.predict.loading import load_one
+from chromtune.predict.scoring import predict_accessibility
 from chromtune.train.baselines import mean_accessibility
 from conftest import assert_one_line_error, random_dataset, run_command
 from test_attribution import ProductToy
@@ -210,7 +212,7 @@ def test_cli_on_new_cell_types_from_an_expression_table(setup, capsys):
         bins = f["cells/0/bins"][()]
         # New cell types have no labels: their bins are the specific ones predicted accessible, in --regions.
         assert len(bins) and (ds.bin_chrom[bins] == 1).all() and (ds.labels[bins].mean(1) < 0.3).all()
-    model, meta = load_predictor(str(d / "best.pt"))
+    model, meta = load_one(str(d / "best.pt"))
     expression, _ = align_expression(d / "new.tsv", meta["genes"], "log1p")
     mean = mean_accessibility(ds.labels, np.arange(6))
     assert (predict_accessibility(model, ds, expression[[2]], bins, mean) >= 0.5).all()

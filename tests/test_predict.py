@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 import torch
 
-from chromtune import predict
+from chromtune.predict import loading, scoring
+from chromtune.predict.expression import align_expression
+from chromtune.predict.scoring import Member
 from chromtune.cli.predict import main as predict_main
 from chromtune.data.dataset import write_dataset
 from chromtune.errors import UserError
@@ -108,12 +110,12 @@ def test_fast_path_equals_plain_forward_for_every_pair(head, with_mean, arch):
 
 def predict_accessibility_small(model, ds, expression, bins, mean, batch_size):
     """The fast path with a pair budget small enough that several passes per trunk batch are exercised."""
-    saved = predict.PAIR_ROWS
-    predict.PAIR_ROWS = 12
+    saved = scoring.PAIR_ROWS
+    scoring.PAIR_ROWS = 12
     try:
-        return predict.predict_accessibility(model, ds, expression, bins, mean, batch_size=batch_size)
+        return scoring.predict_accessibility(model, ds, expression, bins, mean, batch_size=batch_size)
     finally:
-        predict.PAIR_ROWS = saved
+        scoring.PAIR_ROWS = saved
 
 
 def test_fast_path_rejects_inconsistent_inputs():
@@ -122,12 +124,12 @@ def test_fast_path_rejects_inconsistent_inputs():
     good = np.zeros((2, N_GENES), np.float32)
     mean = mean_accessibility(ds.labels, TRAIN)
     with pytest.raises(ValueError, match="pass mean"):
-        predict.predict_accessibility(model, ds, good, np.arange(3), None)
+        scoring.predict_accessibility(model, ds, good, np.arange(3), None)
     with pytest.raises(ValueError, match="expression has shape"):
-        predict.predict_accessibility(model, ds, np.zeros((2, N_GENES + 1)), np.arange(3), mean)
+        scoring.predict_accessibility(model, ds, np.zeros((2, N_GENES + 1)), np.arange(3), mean)
     longer = build_model("basset", 2, n_genes=N_GENES, with_mean=True, seq_len=500, width=0.05, hidden=16)
     with pytest.raises(ValueError, match="windows are 400 bp, the model takes 500 bp"):
-        predict.predict_accessibility(longer, ds, good, np.arange(3), mean)
+        scoring.predict_accessibility(longer, ds, good, np.arange(3), mean)
 
 
 # -- expression alignment ----------------------------------------------------------------------
@@ -139,14 +141,14 @@ def test_align_expression_matches_by_name_in_either_orientation(tmp_path, genes_
     shuffled = list(rng.permutation(genes + ["EXTRA1", "EXTRA2"]))  # other order, and genes the model lacks
     cells = ["c1", "c2", "c3", "c4"]
     write_table(tmp_path / "t.txt", tpm, cells, shuffled, genes_as_rows, sep)
-    values, names = predict.align_expression(tmp_path / "t.txt", genes, "log1p")
+    values, names = align_expression(tmp_path / "t.txt", genes, "log1p")
     assert names == cells
     expected = np.log1p(tpm[:, [shuffled.index(g) for g in genes]])
     np.testing.assert_allclose(values, expected, rtol=1e-6)
     assert values.dtype == np.float32 and values.shape == (4, N_GENES)
-    arcsinh, _ = predict.align_expression(tmp_path / "t.txt", genes, "arcsinh")
+    arcsinh, _ = align_expression(tmp_path / "t.txt", genes, "arcsinh")
     np.testing.assert_allclose(arcsinh, np.arcsinh(tpm[:, [shuffled.index(g) for g in genes]]), rtol=1e-6)
-    as_given, _ = predict.align_expression(tmp_path / "t.txt", genes, "as-imported")
+    as_given, _ = align_expression(tmp_path / "t.txt", genes, "as-imported")
     np.testing.assert_allclose(as_given, tpm[:, [shuffled.index(g) for g in genes]], rtol=1e-6)
 
 
@@ -156,12 +158,12 @@ def test_missing_genes_are_an_error_naming_count_and_genes_unless_filled(tmp_pat
     tpm = np.arange(2 * 5, dtype=float).reshape(2, 5)
     write_table(tmp_path / "t.tsv", tpm, ["x", "y"], present)
     with pytest.raises(UserError, match=r"3 of the model's 8 genes are missing \(TF5, TF6, TF7\)"):
-        predict.align_expression(tmp_path / "t.tsv", genes, "log1p")
-    zero, _ = predict.align_expression(tmp_path / "t.tsv", genes, "log1p", fill="zero")
+        align_expression(tmp_path / "t.tsv", genes, "log1p")
+    zero, _ = align_expression(tmp_path / "t.tsv", genes, "log1p", fill="zero")
     assert (zero[:, 5:] == 0).all()
     np.testing.assert_allclose(zero[:, :5], np.log1p(tpm), rtol=1e-6)
     train = np.random.default_rng(4).random((7, N_GENES)).astype(np.float32)
-    median, _ = predict.align_expression(tmp_path / "t.tsv", genes, "log1p", fill="median", train_expression=train)
+    median, _ = align_expression(tmp_path / "t.tsv", genes, "log1p", fill="median", train_expression=train)
     np.testing.assert_allclose(median[:, 5:], np.broadcast_to(np.median(train[:, 5:], axis=0), (2, 3)))
     assert "3 of the model's 8 genes are missing and filled" in capsys.readouterr().err
 
@@ -175,7 +177,7 @@ def test_bad_expression_values_name_file_gene_and_cell_type(tmp_path, bad, probl
     table.index.name = "gene"
     table.to_csv(tmp_path / "t.tsv", sep="\t")
     with pytest.raises(UserError) as err:
-        predict.align_expression(tmp_path / "t.tsv", genes, "log1p")
+        align_expression(tmp_path / "t.tsv", genes, "log1p")
     message = str(err.value)
     assert "t.tsv" in message and "'TF3'" in message and "'bad'" in message and problem in message
 
@@ -183,9 +185,9 @@ def test_bad_expression_values_name_file_gene_and_cell_type(tmp_path, bad, probl
 def test_unknown_genes_and_unknown_transform(tmp_path):
     write_table(tmp_path / "t.tsv", np.ones((2, 3)), ["a", "b"], ["GENE1", "GENE2", "GENE3"])
     with pytest.raises(UserError, match="none of the model's 8 genes"):
-        predict.align_expression(tmp_path / "t.tsv", [f"TF{g}" for g in range(N_GENES)], "log1p")
+        align_expression(tmp_path / "t.tsv", [f"TF{g}" for g in range(N_GENES)], "log1p")
     with pytest.raises(UserError, match="'unknown' is not one chromtune can apply"):
-        predict.align_expression(tmp_path / "t.tsv", ["GENE1"], "unknown")
+        align_expression(tmp_path / "t.tsv", ["GENE1"], "unknown")
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ def test_cli_writes_hdf5_bed_and_bigwig_that_agree_with_the_fast_path(setup, cap
     import pyBigWig
 
     d, ds, model = setup["dir"], setup["ds"], setup["model"]
-    expected = predict.predict_accessibility(model, ds, np.log1p(setup["tpm"]).astype(np.float32),
+    expected = scoring.predict_accessibility(model, ds, np.log1p(setup["tpm"]).astype(np.float32),
                                              np.arange(ds.n_bins), mean_accessibility(ds.labels, TRAIN))
     threshold = round(float(np.median(expected)), 3)  # about half of the pairs enter the BED files
     code, out, err = cli(["--model", d / "best.pt", "--expression", d / "new.tsv", "--out", d / "p.h5",
@@ -380,15 +382,15 @@ def test_model_from_an_mlflow_run_id(setup, tmp_path):
     experiment = client.create_experiment("predict-test", artifact_location=(tmp_path / "artifacts").as_uri())
     fold_run = client.create_run(experiment, tags={"chromtune.level": "fold"}).info.run_id
     client.log_artifact(fold_run, str(setup["dir"] / "best.pt"))
-    model, meta = predict.load_predictor(fold_run, uri)
+    model, meta = loading.load_one(fold_run, uri)
     assert meta["run_id"] == fold_run and meta["genes"] == setup["ds"].genes
     for name, tensor in setup["model"].state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
     trial_run = client.create_run(experiment).info.run_id
     with pytest.raises(UserError, match="has no artifact best.pt"):
-        predict.load_predictor(trial_run, uri)
+        loading.load_one(trial_run, uri)
     with pytest.raises(UserError, match="no such run"):
-        predict.load_predictor("f" * 32, uri)
+        loading.load_one("f" * 32, uri)
 
 
 # -- the fold ensemble -------------------------------------------------------------------------
@@ -417,15 +419,15 @@ def test_a_sweep_run_id_averages_its_fold_models(setup, tmp_path, capsys):
         if fold != 2:  # fold 2 never finished: not a member
             client.set_terminated(runs[fold], "FINISHED")
 
-    members = predict.load_predictors(sweep, uri)
+    members = loading.load_all(sweep, uri)
     assert [m["fold"] for _, m in members] == [0, 1]
-    expression, _ = predict.align_expression(d / "new.tsv", ds.genes, "log1p")
+    expression, _ = align_expression(d / "new.tsv", ds.genes, "log1p")
     bins = np.arange(ds.n_bins)
-    per_fold = [predict.predict_accessibility(models[f], ds, expression, bins, mean_accessibility(ds.labels, folds[f]))
+    per_fold = [scoring.predict_accessibility(models[f], ds, expression, bins, mean_accessibility(ds.labels, folds[f]))
                 for f in (0, 1)]
     assert np.abs(per_fold[0] - per_fold[1]).max() > 1e-3  # the folds do disagree
-    ensemble = predict.predict_ensemble([(models[f], mean_accessibility(ds.labels, folds[f])) for f in (0, 1)],
-                                        ds, expression, bins)
+    ensemble = scoring.predict_ensemble([Member(models[f], {}, mean_accessibility(ds.labels, folds[f]))
+                                         for f in (0, 1)], ds, expression, bins)
     np.testing.assert_allclose(ensemble, (per_fold[0] + per_fold[1]) / 2, rtol=1e-6, atol=1e-7)
 
     code, out, err = cli(["--model", sweep, "--tracking-uri", uri, "--expression", d / "new.tsv",
@@ -445,4 +447,4 @@ def test_a_sweep_run_id_averages_its_fold_models(setup, tmp_path, capsys):
 
     empty = client.create_run(experiment, tags={"chromtune.level": "sweep"}).info.run_id
     with pytest.raises(UserError, match="no finished fold"):
-        predict.load_predictors(empty, uri)
+        loading.load_all(empty, uri)

@@ -25,7 +25,8 @@ from chromtune.io.vcf import read_vcf
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
 from chromtune.train.baselines import mean_accessibility
-from chromtune.variants import MEASURES, Member, allele_windows, place_variants, score_blocks, window_effects
+from chromtune.predict.scoring import Member
+from chromtune.variants import MEASURES, allele_windows, place_variants, score_blocks, window_effects
 from conftest import assert_one_line_error, random_dataset, run_command
 
 N_GENES, CONTEXT = 6, 400

@@ -1,7 +1,7 @@
 """``chromtune predict``: accessibility of every bin in cell types that have only RNA-seq.
 
-The work lives in :mod:`chromtune.predict` (its docstring describes the model sources, gene
-matching, the output layout and the fast path); torch and h5py are imported only after parsing.
+The work is :func:`chromtune.predict.files.predict_files` (:mod:`chromtune.predict` describes the model
+sources, gene matching, the output layout and the fast path); torch and h5py are imported only after parsing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Sequence
 from chromtune.cli import command_parser
 from chromtune.errors import run_cli
 
-FILL_NAMES = ("median", "zero")  # chromtune.predict.FILLS, without importing torch
+FILL_NAMES = ("median", "zero")  # chromtune.predict.expression.FILLS, without importing torch
 INSTALL_HINT = "pip install 'chromtune[interpret]'"
 
 
@@ -49,9 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from chromtune.predict import run
+    from chromtune.predict.files import predict_files
 
-    return run(args)
+    predict_files(args.model, args.expression, args.out, data=args.data, regions=args.regions, bed=args.bed,
+                  bigwig=args.bigwig, threshold=args.threshold, fill_missing=args.fill_missing,
+                  tracking_uri=args.tracking_uri, batch_size=args.batch_size, device=args.device)
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ The steps and outputs are described for users in :mod:`chromtune.cli.interpret`;
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import sys
@@ -17,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from chromtune import __version__
 from chromtune.atomic import atomic_path
 from chromtune.data.dataset import Dataset
 from chromtune.errors import UserError
@@ -30,8 +28,11 @@ from chromtune.interpret.embedding import plot_tsne, tsne_embedding
 from chromtune.interpret.motif_match import FEW_TARGETS, MATCH_COLUMNS, match_motifs, match_rows, planted_motifs
 from chromtune.interpret.motif_names import motif_genes
 from chromtune.io.motifs import read_motif_file
-from chromtune.predict import (INSTALL_HINT, check_data, file_stems, open_data, train_cells,
-                               align_expression, bins_in_regions, load_predictor, predict_accessibility, resolve_device)
+from chromtune.io.tracks import INSTALL_HINT, file_stems, write_header
+from chromtune.predict.bins import bins_in_regions
+from chromtune.predict.expression import pick_cells
+from chromtune.predict.predictor import Predictor
+from chromtune.predict.scoring import predict_accessibility
 from chromtune.train.baselines import mean_accessibility
 
 MATCH_Q = 0.05            # Tomtom q-value at which a pattern matches a database motif
@@ -58,26 +59,17 @@ def require_extras():
     return modiscolite
 
 
-def choose_cells(args, ds: Dataset, meta: dict) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+def choose_cells(predictor: Predictor, expression_table, wanted) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     """(C, G) expression, the C cell-type names, and their column in the labels (None: new cell types)."""
-    if args.expression is not None:
-        expression, names = align_expression(args.expression, list(meta["genes"]), meta["expression_transform"])
-        where = f"--expression {args.expression}"
+    ds = predictor.dataset
+    if expression_table is not None:
+        expression, names = predictor.expression(expression_table)
+        where = f"--expression {expression_table}"
         columns = None
     else:
         expression, names, where = ds.expression, list(ds.cell_types), f"--data {ds.path}"
         columns = np.arange(len(names))
-    keep = np.arange(len(names))
-    if args.cells:
-        wanted = [c.strip() for c in args.cells.split(",") if c.strip()]
-        index = {c: k for k, c in enumerate(names)}
-        unknown = [c for c in wanted if c not in index]
-        if unknown or not wanted:
-            raise UserError(f"--cells: {', '.join(unknown) or 'no names'} not among the cell types of {where} "
-                            f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
-        if len(set(wanted)) != len(wanted):
-            raise UserError("--cells: a cell type is named twice")
-        keep = np.asarray([index[c] for c in wanted])
+    keep = pick_cells(names, wanted, where)
     cells = [names[k] for k in keep]
     file_stems(cells, "--cells")  # two cell types whose TF-MoDISco files would share a name fail here, up front
     return np.asarray(expression, dtype=np.float32)[keep], cells, None if columns is None else columns[keep]
@@ -100,8 +92,7 @@ def write_contributions(path: Path, cells: list[str], bins: list[np.ndarray], hy
                         one_hot: list[np.ndarray], attrs: dict) -> None:
     """contributions.h5 (layout in :mod:`chromtune.cli.interpret`)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        for key, value in {**attrs, "chromtune_version": __version__}.items():
-            f.attrs[key] = value
+        write_header(f, attrs, "chromtune-contributions", 1)
         f["cell_types"] = np.asarray(cells, dtype=h5py.string_dtype())
         for k, (cell, b, hyp, oh) in enumerate(zip(cells, bins, hypothetical, one_hot)):
             group = f.create_group(f"cells/{k}")
@@ -268,45 +259,47 @@ def embed(s: Setting, seed: int, rng: np.random.Generator, out: Path) -> list[Pa
     return [out / "tsne.png"]
 
 
-def run(args: argparse.Namespace) -> int:
-    """The whole command on parsed, range-checked arguments (:mod:`chromtune.cli.interpret`)."""
-    device = resolve_device(args.device)
+def interpret(model, out, *, data=None, expression=None, cells=None, motifs=None, regions=None, max_bins: int = 500,
+              max_instances: int = 200, window: int | None = None, steps: int = 8, seed: int = 0,
+              tracking_uri: str | None = None, batch_size: int = 64, device: str = "auto") -> Path:
+    """``chromtune interpret``: every step and output of :mod:`chromtune.cli.interpret` into the folder `out`
+    for the cell types `cells` (names, comma-separated or a list; default all) of the data set or of the
+    expression table `expression`; `model` is one model (a checkpoint, run folder or fold run id).
+    Returns `out`."""
+    out = Path(out)
     shortest = MODISCO_OPTIONS["sliding_window_size"] + 2 * MODISCO_OPTIONS["flank_size"]
-    if args.window is not None and args.window < shortest:
-        raise UserError(f"--window {args.window}: must be >= {shortest} bp (TF-MoDISco's seqlet window and flanks)")
+    if window is not None and window < shortest:
+        raise UserError(f"--window {window}: must be >= {shortest} bp (TF-MoDISco's seqlet window and flanks)")
     modisco = require_extras()
-    model, meta = load_predictor(args.model, args.tracking_uri)
-    ds = open_data(args.data, meta)
-    check_data(ds, model, meta)
-    expression, cells, columns = choose_cells(args, ds, meta)
-    database, drivers = load_database(args.motifs, ds)
-    candidates = bins_in_regions(ds, args.regions) if args.regions else np.arange(ds.n_bins)
-    mean = (mean_accessibility(ds.labels, train_cells(ds, meta, "the model's mean-accessibility feature"))
-            if model.config["with_mean"] else None)
-    window = min(args.window or ds.bin_size, ds.context)
-    setting = Setting(model, meta, ds, expression, cells, columns, mean, candidates, (ds.context - window) // 2,
-                      window, device, args.batch_size, args.steps)
+    predictor = Predictor.load(model, data, tracking_uri=tracking_uri, device=device, ensemble=False)
+    ds, member = predictor.dataset, predictor.members[0]
+    meta = member.meta
+    values, names, columns = choose_cells(predictor, expression, cells)
+    database, drivers = load_database(motifs, ds)
+    candidates = bins_in_regions(ds, regions) if regions else np.arange(ds.n_bins)
+    window = min(window or ds.bin_size, ds.context)
+    setting = Setting(member.model, meta, ds, values, names, columns, member.mean, candidates,
+                      (ds.context - window) // 2, window, predictor.device, batch_size, steps)
     torch.set_flush_denormal(True)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     own = drivers if drivers is not None else motif_genes(list(database), list(meta["genes"]))
 
-    records, written = discover(setting, modisco, database, args.max_bins, rng, args.out)
-    summary, more = relate(setting, records, own, args.max_instances, rng, args.out)
-    written += more + embed(setting, args.seed, rng, args.out)
+    records, written = discover(setting, modisco, database, max_bins, rng, out)
+    summary, more = relate(setting, records, own, max_instances, rng, out)
+    written += more + embed(setting, seed, rng, out)
 
     found = {r["motif"] for r in records if r["motif"]}
-    print(f"{len(records)} patterns in {len(cells)} cell types; {len(found)} of {len(database)} database motifs "
-          f"matched (Tomtom q < {MATCH_Q}); outputs in {args.out}")
+    print(f"{len(records)} patterns in {len(names)} cell types; {len(found)} of {len(database)} database motifs "
+          f"matched (Tomtom q < {MATCH_Q}); outputs in {out}")
     if meta.get("run_id"):
-        params = {"model": meta["checkpoint"], "data": str(ds.path), "cells": ",".join(cells),
-                  "expression": str(args.expression or ""), "motifs": str(args.motifs or "planted"),
-                  "max_bins": args.max_bins, "max_instances": args.max_instances, "window": window,
-                  "steps": args.steps, "seed": args.seed}
+        params = {"model": meta["checkpoint"], "data": str(ds.path), "cells": ",".join(names),
+                  "expression": str(expression or ""), "motifs": str(motifs or "planted"),
+                  "max_bins": max_bins, "max_instances": max_instances, "window": window,
+                  "steps": steps, "seed": seed}
         metrics = {"n_patterns": len(records), "n_matched_patterns": sum(bool(r["motif"]) for r in records),
                    "n_bias_patterns": sum(r["best_is_bias"] for r in records),
                    "n_database_motifs": len(database), "n_motifs_matched": len(found),
                    "fraction_motifs_matched": len(found) / len(database)}
-        child = log_to_mlflow(meta["run_id"], args.tracking_uri, args.out, written, params, metrics)
+        child = log_to_mlflow(meta["run_id"], tracking_uri, out, written, params, metrics)
         print(f"logged to MLflow run {child} (nested under {meta['run_id']})")
-    return 0
-
+    return out
