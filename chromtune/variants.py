@@ -1,7 +1,7 @@
 """Variant effects on accessibility in any cell type with expression (``chromtune variants``; user guide there).
 
 For a block of SNVs (0-based position p on a data set chromosome, alternate base b): the windows
-are the one centred on p and every data set bin window holding p (:mod:`chromtune.interpret.alleles`),
+are the one centred on p and every data set bin window holding p (:mod:`chromtune.data.alleles`),
 each as a reference and an alternate window differing at one base. The trunk runs once per allele
 and window, both alleles of ``batch_size`` windows in one pass; the head runs through
 :class:`chromtune.models.SplitHead` (the per-window product once per allele and window, the
@@ -37,7 +37,7 @@ from chromtune.atomic import atomic_path
 from chromtune.data.dataset import Dataset
 from chromtune.data.encoding import one_hot
 from chromtune.errors import SHOWN, UserError, listing
-from chromtune.interpret.alleles import WindowIndex, genome_windows, substitute, window_starts
+from chromtune.data.alleles import WindowIndex, genome_windows, substitute, window_starts
 from chromtune.io.fasta import canonical_name, encode
 from chromtune.io.tracks import write_header
 from chromtune.io.vcf import Variants

@@ -20,7 +20,7 @@ from chromtune.cli.variants import main as variants_main
 from chromtune.data.dataset import Dataset, write_dataset
 from chromtune.data.encoding import one_hot
 from chromtune.errors import UserError
-from chromtune.interpret.alleles import WindowIndex, genome_windows, substitute, window_starts
+from chromtune.data.alleles import WindowIndex, genome_windows, substitute, window_starts
 from chromtune.io.vcf import read_vcf
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
