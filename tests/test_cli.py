@@ -69,6 +69,28 @@ def test_unknown_command_is_one_line(capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("bad", [["--no-such-flag"], ["--batch-size"]])
+def test_argparse_errors_are_one_line(command, bad, capsys):
+    """An unknown flag, or a flag without its value, is one `chromtune: error:` line and exit status 2, as
+    every other bad input (argparse alone would print its usage block first)."""
+    with pytest.raises(SystemExit) as stop:
+        main([command, *bad])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.startswith("chromtune: error: ") and err.count("\n") == 1, err
+    assert f"see 'chromtune {command} --help'" in err
+
+
+def test_a_bad_choice_from_the_console_is_one_line():
+    result = subprocess.run([sys.executable, "-m", "chromtune.cli", "sweep", "--split", "foo"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("chromtune: error: argument --split: invalid choice: 'foo'") and "reference" in line
+    assert line.endswith("; see 'chromtune sweep --help'")
+
+
 def test_light_name_lists_match_the_registries():
     """The commands list choices without importing torch or pandas; they must agree with the code."""
     from chromtune.cli import prepare, train

@@ -78,11 +78,20 @@ def check_at_least_one(args: argparse.Namespace, *flags: str) -> None:
             raise UserError(f"{flag} {value}: must be >= 1")
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line, like every other chromtune error: ``chromtune: error:
+    <what argparse says>; see 'chromtune <command> --help'`` on stderr and exit status 2 (argparse's own
+    usage block is left out)."""
+
+    def error(self, message: str):
+        self.exit(2, f"chromtune: error: {' '.join(message.split())}; see '{self.prog} --help'\n")
+
+
 def command_parser(name: str, what: str, examples: Sequence[str]) -> argparse.ArgumentParser:
     """The parser of ``chromtune <name>``: ``what`` it does, then the flags, then ``examples``."""
     epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
-    return argparse.ArgumentParser(prog=f"chromtune {name}", description=textwrap.fill(what, 88), epilog=epilog,
-                                   formatter_class=HelpFormatter)
+    return CommandParser(prog=f"chromtune {name}", description=textwrap.fill(what, 88), epilog=epilog,
+                         formatter_class=HelpFormatter)
 
 
 def usage() -> str:
