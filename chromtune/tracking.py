@@ -29,6 +29,8 @@ from chromtune.errors import UserError
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 SQLITE = "sqlite:///"
 PARENT_TAG = "mlflow.parentRunId"
+NOTE_TAG = "mlflow.note.content"  # the run's description in MLflow's UI
+UI_ADDRESS = "http://127.0.0.1:5000"  # where ``mlflow ui`` serves by default
 # MLflow 3's UI opens an experiment of this kind on its training runs (not the GenAI overview).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
@@ -80,6 +82,20 @@ def is_default_store(uri: str) -> bool:
     """Whether ``uri`` (resolved) is ./mlflow.db, the store that ``mlflow ui`` and chromtune's
     commands open when given no URI."""
     return uri == SQLITE + str(Path(DEFAULT_TRACKING_URI[len(SQLITE):]).absolute())
+
+
+def ui_command(tracking_uri: str | None) -> str:
+    """The ``mlflow ui`` command that shows the store: bare for ./mlflow.db, which ``mlflow ui`` opens by default."""
+    if tracking_uri in (None, DEFAULT_TRACKING_URI) or is_default_store(tracking_uri):
+        return "mlflow ui"
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def runs_page(experiment_id: str) -> str:
+    """The address of the experiment's training-runs page under ``mlflow ui`` (127.0.0.1:5000 by default).
+    MLflow 3.17's UI keeps its GenAI / model-training toggle in the browser's localStorage (default GenAI,
+    MLflow issue 24498) but takes ``workflowType=machine_learning`` from the address first."""
+    return f"{UI_ADDRESS}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def artifact_root(tracking_uri: str) -> str | None:

@@ -186,6 +186,11 @@ def test_summary_fits_100_columns_and_points_to_the_models():
     assert "fold1-selected/best.pt" in text and "batch_size=256 lr=0.001" in text
     assert f"chromtune predict --model {models[1].run_id} " in text and f"--model {'f' * 32}" in text
     assert "  mlflow ui  #" in text and "chromtune compare --experiment chromtune-demo" in text
+    assert "the runs (in this folder)" in text  # no experiment id: no address
+    with_page = closing_text("k", table, models, "f" * 32, "s", 10, "sqlite:////work/mlflow.db", "e",
+                             default_store=True, experiment_id="7")
+    assert "  mlflow ui  # then open http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning\n" \
+        in with_page
     assert "--tracking-uri" not in text
     assert lines[-1] == "storage: 123.5 MB in ray_results/demo-resnet"
     other = closing_text("k", table, models, "f" * 32, "s", 10, "sqlite:////elsewhere/x.db", "e", default_store=False)

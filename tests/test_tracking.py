@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from chromtune.sweep.trial_logger import TrialLogger
+from chromtune.sweep.trial_logger import TrialLogger, short_value, trial_label
 from chromtune.tracking import Tracker
 
 pytestmark = pytest.mark.tracking
@@ -56,6 +56,12 @@ def test_a_trial_finished_in_tune_but_killed_in_mlflow_gets_one_finished_run(tmp
     assert [(m.step, round(m.value, 6)) for m in history] == [(1, 0.1), (2, 0.2)]
     assert recorded.data.params == {"lr": "0.01", "batch_size": "32"}
     assert recorded.data.tags["mlflow.parentRunId"] == stage and recorded.data.tags["fold"] == "0"
+    assert recorded.info.run_name == "f0s1 lr0.01 bs32"  # its searched parameters, not Tune's id
+
+
+def test_run_names_show_parameters_short():
+    assert trial_label({"batch_size": 128, "lr": 0.002}) == "bs128 lr2e-3"
+    assert [short_value(v) for v in (0.25, 1e-4, 0.00125, 200_000, 3.0)] == ["0.25", "1e-4", "1.25e-3", "200000", "3"]
 
 
 def test_a_resumed_trial_continues_its_run_and_logs_each_epoch_once(tmp_path):

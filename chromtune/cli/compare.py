@@ -51,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from chromtune.compare.report import run_compare, verdict_text
     from chromtune.compare.runs import default_experiment
+    from chromtune.tracking import runs_page, ui_command
 
     experiment = args.experiment or default_experiment(args.data)
     out = Path(args.out or Path("comparison") / experiment)
@@ -59,5 +60,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(verdict_text(result, args.metric))
     print(f"\nwrote {', '.join(p.name for p in result['files'])} to {out}")
     print(f"MLflow run {result['run_id']} (comparison) in experiment {experiment}; view with "
-          f"`mlflow ui --backend-store-uri {args.tracking_uri}`")
+          f"`{ui_command(args.tracking_uri)}`, then open {runs_page(result['experiment_id'])}")
     return 0

@@ -221,7 +221,7 @@ def run_compare(tracking_uri: str, experiment: str, out: str | Path, sweeps: lis
     files.append(report)
     run_id = log_comparison(client, experiment_id, chosen, folds, metric, table, tests, files)
     return {"table": table, "tests": tests, "friedman": friedman, "cells": per_cell, "binned": details.binned,
-            "run_id": run_id, "files": files, "folds": folds, "sweeps": [s.key for s in chosen],
+            "run_id": run_id, "experiment_id": experiment_id, "files": files, "folds": folds, "sweeps": [s.key for s in chosen],
             "left_out": left_out}
 
 

@@ -144,7 +144,7 @@ def run_sweep(plan: SweepPlan) -> str:
     plan.storage.write_text(DONE_MARKER, json.dumps({"sweep_run": sweep_run, "finished": time.time()}))
     return closing_text(plan.key, table, [fold_model(plan, tracker, result["fold"]) for result in results], sweep_run,
                         plan.storage.uri, storage_bytes(plan.storage), plan.tracking_uri, plan.experiment,
-                        is_default_store(plan.tracking_uri))
+                        is_default_store(plan.tracking_uri), tracker.experiment_id)
 
 
 def fold_model(plan: SweepPlan, tracker, fold: int) -> FoldModel:

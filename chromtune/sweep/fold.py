@@ -98,12 +98,15 @@ def share_data_file(plan: SweepPlan) -> str:
 def run_fold(plan: SweepPlan, fold: int, sweep_run: str) -> dict:
     """One fold: stage-1 search, stage-2 search from its best checkpoint, the test evaluation.
     A stop ends the fold's run KILLED (``--resume`` reopens it)."""
-    from chromtune.tracking import Tracker
+    from chromtune.tracking import NOTE_TAG, Tracker
 
     args = plan.args
     tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
-    fold_tags = {"chromtune.level": "fold", "arch": args.arch, "fold": fold, "stage": 2,
-                 "paradigm": args.paradigm, "mean": args.with_mean}
+    fold_tags = {"chromtune.level": "fold", "arch": args.arch, "fold": fold, "paradigm": args.paradigm,
+                 "mean": args.with_mean,
+                 NOTE_TAG: f"Fold {fold} of {args.folds}: stage 1 and stage 2 searched on this fold's training cell "
+                           "types, the model selected on its validation cell types (best.pt, the MLflow model) and "
+                           "its test metrics on the held-out cell types."}
     fold_run = tracker.hierarchy_run(f"{plan.key}/fold{fold}", f"{plan.label} fold {fold}", sweep_run, fold_tags)
     try:
         stage1 = run_stage(plan, tracker, fold, 1, fold_run, None)

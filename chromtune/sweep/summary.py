@@ -94,9 +94,13 @@ class FoldModel:
 
 
 def closing_text(key: str, table: pd.DataFrame, models: list[FoldModel], sweep_run: str, storage_uri: str,
-                 stored: int, tracking_uri: str, experiment: str, default_store: bool) -> str:
-    """The sweep's last lines: the table, the selected models, the next commands, the storage.
+                 stored: int, tracking_uri: str, experiment: str, default_store: bool,
+                 experiment_id: str | None = None) -> str:
+    """The sweep's last lines: the table, the selected models, the next commands (with the address of
+    the experiment's training-runs page under ``mlflow ui``), the storage.
     ``default_store``: the MLflow store is ./mlflow.db, which the commands find without flags."""
+    from chromtune.tracking import runs_page, ui_command
+
     lines = [f"{key}: test metrics on the held-out cell types", table_text(table),
              "(mean, RNA-wtd: the mean-accessibility and RNA-weighted mean baselines, on the model's pairs)",
              wins_text(table), "", "selected models (MLflow fold run, its parameters, its best.pt):"]
@@ -104,10 +108,10 @@ def closing_text(key: str, table: pd.DataFrame, models: list[FoldModel], sweep_r
     for model in models:
         lines.append(f"  fold {model.fold}  run {model.run_id}  {params_text(model.params)}".rstrip())
         lines.append(f"    {model.best_pt}")
-    store = "" if default_store else f" --backend-store-uri {tracking_uri}"
     uri = "" if default_store else f" --tracking-uri {tracking_uri}"
     first = models[0].run_id if models else "RUN_ID"
-    commands = [(f"mlflow ui{store}", "the runs (in this folder)"),
+    ui_note = f"then open {runs_page(experiment_id)}" if experiment_id else "the runs (in this folder)"
+    commands = [(ui_command(None if default_store else tracking_uri), ui_note),
                 (f"chromtune compare --experiment {experiment}{uri}", "tests over folds and cell types, figures"),
                 (f"chromtune predict --model {first} --expression TPM.tsv --out preds.h5{uri}",
                  f"new cell types from RNA alone: fold {models[0].fold if models else 0}'s model"),

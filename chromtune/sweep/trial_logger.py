@@ -12,6 +12,22 @@ from chromtune.tracking import STOPPED_TAG, Tracker, numeric_metrics, stopped_ea
 TUNE_KEYS = frozenset(tune.result.AUTO_RESULT_KEYS) | {"iterations_since_restore", "time_since_restore", "done"}
 
 
+SHORT_NAMES = {"batch_size": "bs", "samples_per_epoch": "spe", "epochs": "ep"}  # in trial run names
+
+
+def short_value(value) -> str:
+    """A parameter value as a run name shows it: ``2e-3``, ``0.25``, ``128``."""
+    if isinstance(value, float) and value != 0 and not 1e-2 <= abs(value) < 1e4:
+        mantissa, exponent = f"{value:.3e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def trial_label(params: dict) -> str:
+    """The searched parameters of a trial, short: ``bs128 lr2e-3`` (trials differ in these)."""
+    return " ".join(f"{SHORT_NAMES.get(k, k)}{short_value(v)}" for k, v in params.items())
+
+
 def trial_metrics(result: dict) -> dict[str, float]:
     """A trial's own numbers from a Tune result: chromtune's epoch metrics without Tune's bookkeeping."""
     return numeric_metrics({k: v for k, v in result.items() if k not in TUNE_KEYS})
@@ -20,7 +36,8 @@ def trial_metrics(result: dict) -> dict[str, float]:
 class TrialLogger(tune.Callback):
     """A Tune callback (it runs in the driver): one MLflow run per trial, metrics per epoch,
     and a concise progress line per finished trial (through ``say``: the sweep prints it above
-    its status line). Trial runs are named ``<run_prefix> <label> trial <id>``."""
+    its status line). Trial runs are named ``<run_prefix> <label> <searched parameters>``, e.g.
+    ``resnet+mean (tune) fold 0 stage 1 bs128 lr2e-3`` (Tune's trial id is the tag ``chromtune.trial_id``)."""
 
     def __init__(self, tracking_uri: str, experiment: str, sweep_key: str, stage_run: str, tags: dict,
                  searched: list[str], label: str, total: int, run_prefix: str = "", say=print):
@@ -65,7 +82,8 @@ class TrialLogger(tune.Callback):
             return earlier.info.run_id
         params = {k: v for k, v in config.items() if not k.startswith("runtime_")}
         self.logged_epoch[trial_id] = -math.inf
-        return self.tracker.trial_run(f"{self.run_prefix} {self.label} trial {trial_id}".lstrip(), self.stage_run,
+        shown = trial_label({k: config[k] for k in self.searched if k in config}) or f"trial {trial_id}"
+        return self.tracker.trial_run(f"{self.run_prefix} {self.label} {shown}".lstrip(), self.stage_run,
                                       {**self.tags, "chromtune.trial_id": trial_id}, params)
 
     def _log_result(self, trial_id: str, result: dict) -> None:
