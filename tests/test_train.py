@@ -62,13 +62,13 @@ def test_an_epoch_checkpoint_loads_like_the_finished_run(data_file, stage1_run, 
     expression transform, cell types, data, fold), the same as the run's best.pt."""
     import torch
 
-    from chromtune.predict import load_predictor
+    from chromtune.predict.loading import load_one
 
     run_training(TrainConfig(data=data_file, stage=2, init=str(stage1_run), **FAST), tmp_path, workers=0)
     epochs = sorted((tmp_path / "ray" / "train").glob("epoch_*/best.pt"))
     assert [p.parent.name for p in epochs] == ["epoch_0002"]
-    model, meta = load_predictor(str(epochs[0]))
-    final_model, final = load_predictor(str(tmp_path))
+    model, meta = load_one(str(epochs[0]))
+    final_model, final = load_one(str(tmp_path))
     for key in ("genes", "expression_transform", "cell_types", "train_cells", "data", "fold", "test_chroms", "epoch"):
         assert meta[key] == final[key], key
     assert len(meta["genes"]) == model.config["n_genes"] and meta["data"] == data_file
