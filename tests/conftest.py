@@ -146,7 +146,7 @@ def installed_chromtune(tmp_path_factory) -> Installed:
     source = root / "src"
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for name in files:
-        if name.startswith(("chromtune/", "pyproject.toml", "README.md")):
+        if name.startswith(("chromtune/", "search_spaces/", "pyproject.toml", "README.md")):
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",

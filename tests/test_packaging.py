@@ -111,3 +111,25 @@ def test_make_skips_the_set_up_while_its_stamp_is_current(tmp_path):
     assert dry_run("test", f"VENV={venv}") == [f"{venv}/bin/pytest "]
     os.utime(stamp, (newest - 10, newest - 10))  # pyproject.toml changed since: set up again
     assert f"scripts/install.sh {venv}/bin/python" in dry_run("test", f"VENV={venv}")
+
+
+def test_the_wheel_lists_every_package_and_the_top_level_search_spaces():
+    """pyproject lists the packages (a find cannot see search_spaces/, mapped to chromtune.search_spaces):
+    a package folder left off the list would be missing from the wheel."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "chromtune").rglob("__init__.py")}
+    assert folders and set(tool["packages"]) == folders | {"chromtune.search_spaces"}
+    assert tool["package-dir"] == {"chromtune.search_spaces": "search_spaces"}
+    assert sorted(p.name for p in (ROOT / "search_spaces").glob("*.yaml")) == ["stage1.yaml", "stage2.yaml",
+                                                                            "stage2_tpe.yaml"]
+    assert not (ROOT / "chromtune" / "search_spaces").exists()  # one source
+
+
+def test_shipped_spaces_load_from_the_source_tree_on_pythonpath(tmp_path):
+    code = ("from chromtune.sweep.search_space import SHIPPED, load_search_space, shipped_spaces; "
+            "[load_search_space(n) for n in shipped_spaces()]; print(SHIPPED)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert Path(run.stdout.strip()) == ROOT / "search_spaces"

@@ -21,9 +21,9 @@ was trained; a space that names one of them is refused. The schema is pydantic m
 ``extra="forbid"``: anything not on the list is an error. Any problem is one line naming the file,
 the key and what is wrong.
 
-The spaces shipped with chromtune live in ``chromtune/search_spaces/`` (package data, read with
-:mod:`importlib.resources`, so a wheel install has them) and are named by their stem: ``stage1``,
-``stage2``, ``stage2_tpe``.
+The spaces shipped with chromtune live in ``search_spaces/`` at the top of the repository, the one
+source; the wheel carries them as ``chromtune/search_spaces/`` (pyproject's package-dir mapping). They
+are named by their stem: ``stage1``, ``stage2``, ``stage2_tpe``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,16 @@ from chromtune.errors import UserError
 from chromtune.train.config import TrainConfig
 
 KINDS = ("choice", "uniform", "loguniform", "int")
-SHIPPED = resources.files("chromtune") / "search_spaces"
+def _shipped_folder():
+    """Where the shipped spaces are: ``search_spaces/`` of the source checkout this module runs from (on
+    PYTHONPATH or installed editable), else the installed wheel's ``chromtune/search_spaces/``."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "search_spaces").is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout / "search_spaces"
+    return resources.files("chromtune") / "search_spaces"
+
+
+SHIPPED = _shipped_folder()
 
 
 class _Strict(BaseModel):
