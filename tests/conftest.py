@@ -15,8 +15,17 @@ import h5py
 import numpy as np
 import pytest
 
+from chromtune import progress
 from chromtune.data.dataset import Dataset, write_dataset
 from chromtune.errors import run_cli
+
+
+@pytest.fixture(autouse=True)
+def no_progress_lines(monkeypatch):
+    """Commands run in a test print no progress line unless the test asks for one (FIRST_LINE_AFTER = 0):
+    the first line comes 5 s after a command starts, which a loaded machine can reach before the one
+    line of a bad input's error."""
+    monkeypatch.setattr(progress, "FIRST_LINE_AFTER", 3600.0)
 
 
 def run_command(main, argv, capsys) -> tuple[int, str, str]:

@@ -3,8 +3,17 @@ drawn on a terminal and in a log, driven by a clock the test moves by hand."""
 
 import io
 
-from chromtune.progress import CLEAR, Progress, Throttled, left_text, rate_text
+import pytest
+
+from chromtune import progress as progress_module
+from chromtune.progress import CLEAR, FIRST_LINE_AFTER, Progress, Throttled, left_text, rate_text
 from test_progress import Clock, Terminal
+
+
+@pytest.fixture(autouse=True)
+def first_line_after_5_s(monkeypatch):
+    """These tests drive the line by hand: the default delay of the first line, not the suite's."""
+    monkeypatch.setattr(progress_module, "FIRST_LINE_AFTER", FIRST_LINE_AFTER)
 
 
 def test_counts_units_from_when_the_work_begins_and_estimates_the_rest():
