@@ -64,6 +64,20 @@ def missing() -> str:
     return ""
 
 
+def hold_ports(ports) -> list[socket.socket]:
+    """Listen on those of ``ports`` that are free on 127.0.0.1, as another job on the node would."""
+    held = []
+    for port in ports:
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+            held.append(s)
+        except OSError:  # taken already, which serves as well
+            s.close()
+    return held
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct ports free on 127.0.0.1 (held open together while chosen)."""
     socks = [socket.socket() for _ in range(n)]
@@ -220,8 +234,19 @@ def test_preempted_job_requeues_and_finishes_the_same_tree(slurm):
     (work / "stage2.yaml").write_text(STAGE2)
     env = {"CHROMTUNE_PYTHON": sys.executable, "CHROMTUNE_CACHE": str(work / "cache"), "PYTHONUNBUFFERED": "1",
            "RAY_USAGE_STATS_ENABLED": "0", "CHROMTUNE_STOP_GRACE_S": "120"}
+    # Ray's fixed default ports (GCS, dashboard, client server, dashboard agent) busy, as when
+    # another user's Ray runs on the node: the job must not need them
+    held = hold_ports((6379, 8265, 10001, 52365))
     started = time.time()
-    job = slurm.submit(work, [str(SBATCH), *SWEEP], env)
+    try:
+        job = slurm.submit(work, [str(SBATCH), *SWEEP], env)
+        run_and_requeue(slurm, work, job, started)
+    finally:
+        for s in held:
+            s.close()
+
+
+def run_and_requeue(slurm: Slurm, work: Path, job: str, started: float) -> None:
     log = work / f"chromtune-sweep-{job}.log"
 
     # mid-sweep: fold 0's stage 1 selected, its stage 2 and all of fold 1 still to come
