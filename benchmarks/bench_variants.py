@@ -5,7 +5,7 @@ synthetic genes, the simple stage-2 head with the mean feature, random weights),
 a random genome (each lies in 20 bin windows, plus the window centred on it: 21 windows, 42 allele
 sequences), times:
 
-- ``chromtune, C=1`` and ``chromtune, C=N``: :func:`chromtune.variants.score_blocks`, the command's
+- ``chromtune, C=1`` and ``chromtune, C=N``: :func:`chromtune.variants.effects.score_blocks`, the command's
   scoring (trunk once per allele and window, both alleles in one batch, the split head);
 - ``naive``: the full model, ``model(x, expr, mean)``, once per allele and cell type over the same
   windows, as a user without the split head would loop. Its cost is linear in the number of cell
@@ -28,9 +28,10 @@ import torch
 
 from bench_predict import N_GENES, SEQ_LEN, add_flags, fastest, paper_model, synthetic_dataset
 from chromtune.data.encoding import one_hot
-from chromtune.interpret.alleles import WindowIndex
+from chromtune.data.alleles import WindowIndex
 from chromtune.io.vcf import Variants
-from chromtune.variants import Member, Placed, allele_windows, place_variants, score_blocks
+from chromtune.predict.scoring import Member
+from chromtune.variants.effects import Placed, allele_windows, place_variants, score_blocks
 
 
 def random_snvs(ds, n: int, seed: int) -> Variants:

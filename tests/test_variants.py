@@ -26,7 +26,7 @@ from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
 from chromtune.train.baselines import mean_accessibility
 from chromtune.predict.scoring import Member
-from chromtune.variants import MEASURES, allele_windows, place_variants, score_blocks, window_effects
+from chromtune.variants.effects import MEASURES, allele_windows, place_variants, score_blocks, window_effects
 from conftest import assert_one_line_error, random_dataset, run_command
 
 N_GENES, CONTEXT = 6, 400
@@ -281,6 +281,20 @@ def test_the_command_scores_own_and_new_cell_types_in_tsv_and_hdf5(setup, capsys
             expected = [[by_cell[(p, c)] for c in ("newB", "cell0")] for p in (1, 700, 5_999, 3_000)]
             assert np.allclose(f[m][()], expected, rtol=1e-5, atol=1e-6)
 
+    # from Python: the same effects as a DataFrame, from the VCF or from a DataFrame of its SNVs
+    from chromtune.variants import predict_variant_effects
+
+    got = predict_variant_effects(vcf, d / "best.pt", expression=table, cells=["newB", "cell0"])
+    snvs = pd.DataFrame({"chrom": ["chr1"] * 3 + ["chr2"], "pos": [1, 700, 5_999, 3_000],
+                         "ref": [r.split("\t")[3] for r in snv_rows(ds, "chr1", [1, 700, 5_999]) + snv_rows(ds, "chr2", [3_000])],
+                         "alt": [r.split("\t")[4] for r in snv_rows(ds, "chr1", [1, 700, 5_999]) + snv_rows(ds, "chr2", [3_000])]})
+    from_frame = predict_variant_effects(snvs, d / "best.pt", expression=table, cells="newB,cell0")
+    expected = tsv[tsv.cell_type.isin(["newB", "cell0"])].set_index(["pos", "cell_type"])
+    for frame in (got, from_frame):
+        assert len(frame) == 8 and frame["cell_type"].tolist()[:2] == ["newB", "cell0"]
+        assert np.allclose(frame[list(MEASURES)].to_numpy(),
+                           expected.loc[list(zip(frame.pos, frame.cell_type)), list(MEASURES)].to_numpy(), atol=1e-5)
+
 
 @pytest.mark.tracking
 def test_a_sweep_run_id_averages_its_fold_models(setup, capsys):
@@ -400,9 +414,9 @@ def test_ism_entries_are_the_single_variant_deltas_of_the_vcf_path(setup, capsys
     ("chr1:1-101", ["101 bp", "at most 100 bp"]),
 ])
 def test_a_bad_ism_region_is_one_line_and_writes_nothing(setup, capsys, monkeypatch, region, fragments):
-    import chromtune.variants
+    from chromtune.variants import ism
 
-    monkeypatch.setattr(chromtune.variants, "ISM_MAX_BP", 100)
+    monkeypatch.setattr(ism, "ISM_MAX_BP", 100)
     d = setup["dir"]
     code, _, err = cli(["--model", d / "best.pt", "--ism", region, "--out", d / "ism.h5"], capsys)
     assert_one_line_error(code, err, *fragments)

@@ -59,12 +59,17 @@ def require_extras():
     return modiscolite
 
 
+def named(table) -> str:
+    """How a table argument is named in messages and parameters: its path, or ``(DataFrame)``."""
+    return "(DataFrame)" if isinstance(table, pd.DataFrame) else str(table or "")
+
+
 def choose_cells(predictor: Predictor, expression_table, wanted) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     """(C, G) expression, the C cell-type names, and their column in the labels (None: new cell types)."""
     ds = predictor.dataset
     if expression_table is not None:
         expression, names = predictor.expression(expression_table)
-        where = f"--expression {expression_table}"
+        where = f"--expression {named(expression_table)}"
         columns = None
     else:
         expression, names, where = ds.expression, list(ds.cell_types), f"--data {ds.path}"
@@ -276,7 +281,7 @@ def interpret(model, out, *, data=None, expression=None, cells=None, motifs=None
     meta = member.meta
     values, names, columns = choose_cells(predictor, expression, cells)
     database, drivers = load_database(motifs, ds)
-    candidates = bins_in_regions(ds, regions) if regions else np.arange(ds.n_bins)
+    candidates = bins_in_regions(ds, regions) if regions is not None else np.arange(ds.n_bins)
     window = min(window or ds.bin_size, ds.context)
     setting = Setting(member.model, meta, ds, values, names, columns, member.mean, candidates,
                       (ds.context - window) // 2, window, predictor.device, batch_size, steps)
@@ -293,7 +298,7 @@ def interpret(model, out, *, data=None, expression=None, cells=None, motifs=None
           f"matched (Tomtom q < {MATCH_Q}); outputs in {out}")
     if meta.get("run_id"):
         params = {"model": meta["checkpoint"], "data": str(ds.path), "cells": ",".join(names),
-                  "expression": str(expression or ""), "motifs": str(motifs or "planted"),
+                  "expression": named(expression), "motifs": str(motifs or "planted"),
                   "max_bins": max_bins, "max_instances": max_instances, "window": window,
                   "steps": steps, "seed": seed}
         metrics = {"n_patterns": len(records), "n_matched_patterns": sum(bool(r["motif"]) for r in records),

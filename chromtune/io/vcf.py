@@ -94,6 +94,20 @@ def read_vcf(path: str | os.PathLike, flag: str = "--vcf") -> Variants:
                     np.asarray(fields["line"], dtype=np.int64))
 
 
+def variants_from_frame(frame, where: str = "variants (DataFrame)") -> Variants:
+    """The records of a pandas DataFrame with columns chrom, pos (1-based), ref, alt and optionally id, checked
+    as VCF lines are (a comma in alt splits the allele; ``line`` is the row's 1-based number)."""
+    missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in frame.columns]
+    if missing:
+        raise UserError(f"{where}: lacks the column(s) {', '.join(missing)}; expected chrom, pos, ref, alt (and id)")
+    ids = frame["id"] if "id" in frame.columns else ["."] * len(frame)
+    records = [(*record, number) for number, row in enumerate(zip(frame["chrom"], frame["pos"], ids, frame["ref"],
+                                                                    frame["alt"]), start=1)
+               for record in _parse("\t".join(map(str, row)), f"{where} row {number}")]
+    columns = list(zip(*records)) or [()] * 7
+    return Variants(*(np.asarray(c, dtype=t) for c, t in zip(columns, (str, np.int64, str, str, str, str, np.int64))))
+
+
 def _parse(text: str, where: str) -> list[tuple[str, int, str, str, str, str]]:
     """The records of one data line: (chrom, pos, id, ref, alt, kind) per ALT allele."""
     columns = text.split("\t")
