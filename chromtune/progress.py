@@ -192,13 +192,18 @@ class Progress(StatusLine):
         if self.tty and self._shown:
             self.draw()
 
+    def counted_seconds(self) -> float:
+        """Seconds since the work began (0 before)."""
+        with self._lock:
+            return 0.0 if self._begun is None else self.now() - self._begun
+
     def rate(self) -> float | None:
         """Units per second since the work began, or None before a unit is done."""
         with self._lock:
-            if self._begun is None or self.done <= self._done_at_begin:
+            seconds = self.counted_seconds()
+            if self.done <= self._done_at_begin or seconds <= 0:
                 return None
-            seconds = self.now() - self._begun
-            return (self.done - self._done_at_begin) / seconds if seconds > 0 else None
+            return (self.done - self._done_at_begin) / seconds
 
     def status(self) -> str:
         with self._lock:

@@ -36,6 +36,13 @@ def run_command(main, argv, capsys) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def gone_pid() -> int:
+    """The id of a process that has ended (what a killed run's temporary file names)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
 def assert_one_line_error(code, err, *fragments):
     """Exit status 2 and one ``chromtune: error:`` line holding every fragment."""
     assert code == 2

@@ -14,7 +14,7 @@ from chromtune import atomic
 from chromtune.atomic import atomic_path, check_output_file, check_output_folder
 from chromtune.cli import main as cli_main
 from chromtune.errors import UserError
-from conftest import assert_one_line_error, run_command
+from conftest import assert_one_line_error, gone_pid, run_command
 
 MISSING_INPUTS = ["--genome", "nope.fa", "--samples", "nope.tsv", "--expression", "nope.tsv"]
 
@@ -110,12 +110,6 @@ def test_ctrl_c_handler_is_restored(capsys):
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def _gone_pid() -> int:
-    """The id of a process that has ended."""
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
-
 
 def test_sigterm_during_a_write_is_one_line_exit_143_and_no_temporary_file(tmp_path, capsys, monkeypatch):
     from chromtune.data import dataset
@@ -166,7 +160,7 @@ def test_a_second_signal_exits_at_once_and_removes_the_temporary_files(tmp_path)
 
 
 def test_debris_of_a_stopped_run_is_removed_or_named_by_the_next_write(tmp_path, capsys):
-    gone, alive = _gone_pid(), os.getppid()
+    gone, alive = gone_pid(), os.getppid()
     debris = tmp_path / f".preds.h5.{atomic.HOST}.{gone}.k2v9_x1q.tmp"
     debris.write_bytes(b"x" * 2_000_000)
     other_output = tmp_path / f".newA.bed.{atomic.HOST}.{gone}.a1b2c3d4.tmp"  # another output of that run

@@ -7,7 +7,12 @@ keys of a training run's best.pt.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
 import sys
+import threading
 
 import h5py
 import numpy as np
@@ -15,6 +20,7 @@ import pandas as pd
 import pytest
 import torch
 
+from chromtune import atomic, progress
 from chromtune.predict import loading, scoring
 from chromtune.predict.expression import align_expression
 from chromtune.predict.scoring import Member
@@ -24,7 +30,7 @@ from chromtune.errors import UserError
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
 from chromtune.train.baselines import mean_accessibility
-from conftest import assert_one_line_error, random_dataset, randomize_batchnorm, run_command
+from conftest import assert_one_line_error, gone_pid, random_dataset, randomize_batchnorm, run_command
 
 N_GENES, CONTEXT = 8, 400
 TRAIN = [0, 1, 2, 3, 4, 5]  # the checkpoint's training cell types (indices into the data set)
@@ -203,6 +209,7 @@ def test_cli_writes_hdf5_bed_and_bigwig_that_agree_with_the_fast_path(setup, cap
                           "--batch-size", "16", "--device", "cpu"], capsys)
     assert code == 0, err
     assert f"{ds.n_bins:,} bins x 3 cell types" in out
+    assert re.search(r"; predicted in \d+:\d\d, [\d.,]+ bins/s\n", out)  # the rate (issue 22: predict reports it)
     with h5py.File(d / "p.h5") as f:
         probabilities = f["probabilities"][()]
         assert probabilities.dtype == np.float16 and probabilities.shape == (ds.n_bins, 3)
@@ -223,6 +230,7 @@ def test_cli_writes_hdf5_bed_and_bigwig_that_agree_with_the_fast_path(setup, cap
         assert [(c, int(s), int(e), n) for c, s, e, n, _ in bed] == \
             [(chroms[i], int(start[i]), int(end[i]), cell) for i in rows]
         assert [int(score) for *_, score in bed] == [round(1000 * float(probabilities[i, j])) for i in rows]
+        assert f"{d / 'beds' / cell}.bed: {len(rows):,} of {ds.n_bins:,} bins at p >= {threshold:g}\n" in out
         track = pyBigWig.open(str(d / "tracks" / f"{cell}.bw"))
         try:
             # stride 100 < bin 200: each bin's value covers its central 100 bp
@@ -448,3 +456,94 @@ def test_a_sweep_run_id_averages_its_fold_models(setup, tmp_path, capsys):
     empty = client.create_run(experiment, tags={"chromtune.level": "sweep"}).info.run_id
     with pytest.raises(UserError, match="no finished fold"):
         loading.load_all(empty, uri)
+
+
+def test_bed_counts_each_cell_types_bins_and_warns_when_none_passes(setup, capsys, monkeypatch):
+    """With --bed every cell type's count of bins at p >= --threshold is printed; a threshold above every
+    probability warns in one line naming the cell types and their highest p. The progress line (here at
+    once, in a log) counts the bins."""
+    monkeypatch.setattr(progress, "FIRST_LINE_AFTER", 0.0)
+    d, ds = setup["dir"], setup["ds"]
+    expected = scoring.predict_accessibility(setup["model"], ds, np.log1p(setup["tpm"]).astype(np.float32),
+                                             np.arange(ds.n_bins), mean_accessibility(ds.labels, TRAIN))
+    threshold = round(float(expected.max()) + 0.01, 3)
+    assert threshold <= 1
+    code, out, err = cli(["--model", d / "best.pt", "--expression", d / "new.tsv", "--out", d / "p.h5",
+                          "--bed", d / "beds", "--threshold", threshold, "--device", "cpu"], capsys)
+    assert code == 0, err
+    for cell in setup["cells"]:
+        assert f"{d / 'beds' / cell}.bed: 0 of {ds.n_bins:,} bins at p >= {threshold:g}\n" in out
+        assert (d / "beds" / f"{cell}.bed").read_text() == ""
+    lines = err.splitlines()
+    warning = [line for line in lines if line.startswith("chromtune: warning: --bed")]
+    assert len(warning) == 1 and "3 of 3 cell types have no bin" in warning[0] and "lower --threshold" in warning[0]
+    highest = [f"{cell} {float(np.float16(expected[:, j].max())):.3g}" for j, cell in enumerate(setup["cells"])]
+    assert f"(highest p: {', '.join(highest)})" in warning[0]
+    shown = [line for line in lines if line not in warning]
+    assert shown and all(line.startswith("predict | ") for line in shown)  # the progress line, in a log
+    assert re.fullmatch(rf"predict \| \d:\d\d \| writing the files \| {ds.n_bins}/{ds.n_bins} bins \| [\d.,]+ bins/s",
+                        shown[-1])
+
+
+
+@pytest.mark.slow
+def test_sigterm_stops_predict_in_one_line_leaving_no_temporary_file_and_the_next_run_clears_debris(
+        tmp_path, capsys):
+    """A real ``python -m chromtune.predict`` on 40,000 bins, stopped by SIGTERM once its first progress line
+    is out and its outputs are being written: exit 143, one line after the progress lines, no traceback,
+    no *.tmp. A second run then removes what a killed run left (simulated: temporary names of a process
+    that is gone)."""
+    ds = random_dataset(n_chroms=2, chrom_len=2_000_000, n_cells=10, n_genes=N_GENES, context=CONTEXT)
+    ds.attrs = {"expression_transform": "log1p", "assembly": "test"}
+    write_dataset(tmp_path / "data.h5", ds)
+    save_checkpoint(tmp_path / "best.pt", tiny_model(), ds, tmp_path / "data.h5")
+    write_table(tmp_path / "new.tsv", np.random.default_rng(1).gamma(1.0, 20.0, (3, N_GENES)),
+                ["newA", "newB", "newC"], ds.genes)
+    argv = ["--model", tmp_path / "best.pt", "--expression", tmp_path / "new.tsv", "--out", tmp_path / "p.h5",
+            "--bed", tmp_path / "beds", "--bigwig", tmp_path / "tracks", "--device", "cpu"]
+    proc = subprocess.Popen([sys.executable, "-m", "chromtune.predict", *map(str, argv), "--batch-size", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, first_line = [], threading.Event()
+
+    def read():
+        for line in proc.stderr:
+            lines.append(line.rstrip("\n"))
+            first_line.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert first_line.wait(300), "no progress line within 300 s"
+        while len(list(tmp_path.rglob(".*.tmp"))) < 7:  # all outputs being written (batch size 1: minutes of work)
+            assert proc.poll() is None, lines
+            first_line.wait(0.1)
+        assert len(list((tmp_path / "beds").glob(".*.bed.*.tmp"))) == len(list((tmp_path / "tracks").glob(".*.bw.*.tmp"))) == 3
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(10)
+    assert code == 143, lines
+    progress_lines = [line for line in lines if line.startswith("predict | ")]
+    assert progress_lines and lines == [*progress_lines, "chromtune: stopped by SIGTERM"]
+    assert not list(tmp_path.rglob(".*.tmp")) and not (tmp_path / "p.h5").exists()
+    assert not list((tmp_path / "beds").iterdir()) and not list((tmp_path / "tracks").iterdir())
+
+    gone = gone_pid()
+    debris = [tmp_path / f".p.h5.{atomic.HOST}.{gone}.a1b2c3d4.tmp",  # an output of this run, and of an earlier one
+              tmp_path / "beds" / f".old.bed.{atomic.HOST}.{gone}.x9y8z7w6.tmp"]
+    for path in debris:
+        path.write_bytes(b"\0" * 1000)
+    code, out, err = run_command(predict_main, argv, capsys)
+    assert code == 0, err
+    for path in debris:
+        assert f"chromtune: removed {path} (0.0 MB), left by an earlier run that was stopped (process {gone})" in err
+    assert not list(tmp_path.rglob(".*.tmp")) and (tmp_path / "p.h5").is_file()
+
+
+def test_help_names_every_kind_of_model_the_readme_names():
+    from chromtune.cli.predict import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert all(kind in text for kind in ("checkpoint file", "run folder", "run id of a sweep's fold run",
+                                         "the run id of a sweep"))

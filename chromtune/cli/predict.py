@@ -24,12 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Predict the accessibility of every bin (or of the bins in --regions) in new cell types from their TF "
         "expression alone, with a trained stage-2 model. Genes are matched to the model's by name and the "
         "model's expression transform is applied. Writes float16 probabilities (bins x cell types) to one "
-        "HDF5 file, and optionally one BED and one bigWig file per cell type.",
+        "HDF5 file, and optionally one BED and one bigWig file per cell type. A progress line on stderr counts "
+        "the bins; Ctrl-C or SIGTERM stops it in one line (exit 130 / 143) and leaves no partial file.",
         ["chromtune predict --model RUN_ID --expression new_tpm.tsv --out preds.h5",
          "chromtune predict --model runs/s2 --expression new.tsv --regions enhancers.bed --fill-missing median \\",
          "    --bed beds --bigwig tracks --out preds.h5"])
     p.add_argument("--model", required=True,
-                   help="stage-2 checkpoint file, run folder holding best.pt, or MLflow run id of a sweep's fold run")
+                   help="stage-2 checkpoint file, run folder holding best.pt, MLflow run id of a sweep's fold run (its "
+                        "selected model), or the run id of a sweep: every finished fold's model, probabilities averaged")
     p.add_argument("--expression", required=True, type=Path,
                    help="TPM table of the new cell types (genes x cell types or cell types x genes)")
     p.add_argument("--data", type=Path, help="data set whose bins to predict (default: the model's training data set)")
@@ -37,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regions", type=Path, help="BED file: predict only the bins overlapping its regions")
     p.add_argument("--bed", type=Path, help="folder for one BED file of predicted accessible bins per cell type")
     p.add_argument("--bigwig", type=Path, help=f"folder for one bigWig track per cell type (needs {INSTALL_HINT})")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability at which a bin enters the BED files")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="probability at which a bin enters the BED files (each cell type's count is printed)")
     p.add_argument("--fill-missing", choices=FILL_NAMES,
                    help="fill genes missing from --expression with the training median or 0 TPM (default: error)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for a run id (default: sqlite:///mlflow.db)")
@@ -49,11 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from chromtune.predict.files import predict_files
+    from chromtune.progress import Progress
 
-    predict_files(args.model, args.expression, args.out, data=args.data, regions=args.regions, bed=args.bed,
-                  bigwig=args.bigwig, threshold=args.threshold, fill_missing=args.fill_missing,
-                  tracking_uri=args.tracking_uri, batch_size=args.batch_size, device=args.device)
+    with Progress("predict") as progress:  # open before torch is imported: the first line comes within 5 s
+        from chromtune.predict.files import predict_files
+
+        predict_files(args.model, args.expression, args.out, data=args.data, regions=args.regions, bed=args.bed,
+                      bigwig=args.bigwig, threshold=args.threshold, fill_missing=args.fill_missing,
+                      tracking_uri=args.tracking_uri, batch_size=args.batch_size, device=args.device,
+                      progress=progress)
     return 0
 
 

@@ -65,11 +65,14 @@ class Bins:
 class TrackWriter:
     """Takes (bins, cell types) float16 probabilities block by block (:meth:`write`) into the HDF5 file
     and the optional BED and bigWig files; BED rows and bigWig values use the stored float16 values,
-    so the three outputs agree."""
+    so the three outputs agree. :attr:`passed` counts each cell type's bins at p >= the threshold
+    (the rows of its BED file), :attr:`highest` its highest p."""
 
     def __init__(self, stack: contextlib.ExitStack, out: Path, bins: Bins, cells: list[str], attrs: dict,
                  bed_dir: Path | None, bigwig_dir: Path | None, threshold: float):
         self.bins, self.cells, self.threshold, self.bigwig_dir = bins, cells, threshold, bigwig_dir
+        self.passed = np.zeros(len(cells), dtype=np.int64)
+        self.highest = np.zeros(len(cells), dtype=np.float32)
         self.chrom_names = np.asarray(bins.chromosomes, dtype=str)
         f = stack.enter_context(h5py.File(stack.enter_context(atomic_path(out)), "w"))
         write_header(f, attrs, FORMAT, FORMAT_VERSION)
@@ -101,10 +104,14 @@ class TrackWriter:
         hi = lo + len(p16)
         self.probabilities[lo:hi] = p16
         self.names[lo:hi] = names.astype(object)
+        p = p16.astype(np.float32)  # the stored values, compared as the BED rows are
+        if len(p):
+            self.passed += (p >= self.threshold).sum(axis=0)
+            self.highest = np.maximum(self.highest, p.max(axis=0))
         if self.beds:
-            self._bed_block(slice(lo, hi), p16.astype(np.float32))
+            self._bed_block(slice(lo, hi), p)
         if self.tracks:
-            self._bigwig_block(slice(lo, hi), p16.astype(np.float32))
+            self._bigwig_block(slice(lo, hi), p)
 
     def _bed_block(self, rows_of: slice, p: np.ndarray) -> None:
         """Append the block's bins with p >= threshold to each cell type's BED file."""
