@@ -264,9 +264,9 @@ def embed(s: Setting, seed: int, rng: np.random.Generator, out: Path) -> list[Pa
     return [out / "tsne.png"]
 
 
-def interpret(model, out, *, data=None, expression=None, cells=None, motifs=None, regions=None, max_bins: int = 500,
-              max_instances: int = 200, window: int | None = None, steps: int = 8, seed: int = 0,
-              tracking_uri: str | None = None, batch_size: int = 64, device: str = "auto") -> Path:
+def interpret_cells(model, out, *, data=None, expression=None, cells=None, motifs=None, regions=None,
+                    max_bins: int = 500, max_instances: int = 200, window: int | None = None, steps: int = 8, seed: int = 0,
+                    tracking_uri: str | None = None, batch_size: int = 64, device: str = "auto") -> Path:
     """``chromtune interpret``: every step and output of :mod:`chromtune.cli.interpret` into the folder `out`
     for the cell types `cells` (names, comma-separated or a list; default all) of the data set or of the
     expression table `expression`; `model` is one model (a checkpoint, run folder or fold run id).
