@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from chromtune.atomic import check_output_file
 from chromtune.errors import UserError
+from chromtune.io.files import is_uri
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 SQLITE = "sqlite:///"
@@ -52,7 +53,7 @@ def resolve_tracking_uri(uri: str | None, flag: str = "--tracking-uri") -> str:
         else:
             check_output_file(path, flag)
         return SQLITE + str(path)
-    if ("://" not in uri and uri != "databricks") or uri.startswith("file:"):
+    if (not is_uri(uri) and uri != "databricks") or uri.startswith("file:"):
         raise UserError(f"{flag} {uri}: a path names MLflow's file store, which MLflow removed; "
                         "give sqlite:///FILE.db or a server's http://host:port")
     return uri

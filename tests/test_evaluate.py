@@ -200,17 +200,14 @@ def test_test_bins_stay_within_the_pair_budget(data_file):
 
 # -- the settings on the command line ----------------------------------------------------------------
 def test_sweep_flags_set_the_bounded_evaluation(tmp_path, monkeypatch):
-    import argparse
-
-    from chromtune.cli.sweep import build_parser
+    from chromtune.cli.sweep import build_parser, settings_from_args
     from chromtune.errors import UserError
     from chromtune.sweep.plan import plan_sweep
 
     monkeypatch.chdir(tmp_path)
 
     def plan(*flags):
-        args = build_parser().parse_args(["--arch", "basset", "--smoke-test", *flags])
-        return plan_sweep(argparse.Namespace(**{**vars(args), "arch": "basset", "paradigm": "tune"}))
+        return plan_sweep(settings_from_args(build_parser().parse_args(["--arch", "basset", *flags]))[0])
 
     base = plan("--valid-bins", "all", "--valid-pairs", "1000", "--test-every", "5").base
     assert (base["valid_bins"], base["valid_pairs"], base["test_every"]) == (0, 1000, 5)

@@ -410,15 +410,13 @@ def test_compare_reads_the_smoke_sweep(smoke_sweep):
 
 def test_sweep_plans_folds_that_test_every_cell_type(tmp_path, monkeypatch):
     """7 folds of the demo's 30 cell types: test groups of 4 or 5, each cell type tested once, listed per fold."""
-    from chromtune.cli.sweep import build_parser
     from chromtune.sweep.driver import fold_roles_text
     from chromtune.sweep.plan import plan_sweep
+    from chromtune.sweep.settings import SweepSettings
 
     monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
-    args = build_parser().parse_args(["--folds", "7", "--mean-feature", "loo", "--storage", str(tmp_path / "r")])
-    args.arch, args.paradigm = "resnet", "tune"  # main plans one sweep per (architecture, paradigm)
-    plan = plan_sweep(args)
-    assert plan.args.folds == 7 and len(plan.folds) == 7 and plan.base["mean_feature"] == "loo"
+    plan = plan_sweep(SweepSettings(folds=7, mean_feature="loo", storage=str(tmp_path / "r")))
+    assert plan.n_folds == 7 and len(plan.folds) == 7 and plan.base["mean_feature"] == "loo"
     assert sorted(c for f in plan.folds for c in f.test) == list(range(30))
     assert {len(f.test) for f in plan.folds} == {4, 5} and plan.key.endswith("-k7-s0-meanloo")
     text = fold_roles_text(plan).splitlines()

@@ -48,16 +48,17 @@ def add_evaluation_flags(p: argparse.ArgumentParser) -> None:
     """The validation-sample and test-bin flags that ``train`` and ``sweep`` share."""
     from chromtune.train.config import DEMO_VALID_PAIRS, TEST_MAX_PAIRS, VALID_BINS, VALID_PAIRS, sample_size
 
-    p.add_argument("--valid-bins", type=sample_size, default=VALID_BINS, metavar="N|all",
-                   help="stage 1: held-out bins validated each epoch, a fixed seeded sample; all: every one")
+    p.add_argument("--valid-bins", type=sample_size, default=None, metavar="N|all",
+                   help="stage 1: held-out bins validated each epoch, a fixed seeded sample; all: every one "
+                        f"(default: {VALID_BINS:,})")
     p.add_argument("--valid-pairs", type=sample_size, default=None, metavar="N|all",
                    help="stage 2: (bin, validation cell type) pairs validated each epoch, a fixed seeded sample "
                         f"(sampled bins x every validation cell type); all: every one (default: {VALID_PAIRS:,}; "
                         f"{DEMO_VALID_PAIRS:,} on the demo data set)")
     p.add_argument("--test-every", type=int, default=0, metavar="K",
                    help="score every K-th test bin; 1: all; 0: the smallest K within --test-max-pairs")
-    p.add_argument("--test-max-pairs", type=int, default=TEST_MAX_PAIRS, metavar="N",
-                   help="most test (bin, cell type) pairs when --test-every is 0")
+    p.add_argument("--test-max-pairs", type=int, default=None, metavar="N",
+                   help=f"most test (bin, cell type) pairs when --test-every is 0 (default: {TEST_MAX_PAIRS:,})")
 
 
 def add_scoring_flags(p: argparse.ArgumentParser, batch_size: int, batch_help: str) -> None:

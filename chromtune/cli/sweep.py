@@ -1,7 +1,8 @@
 """``chromtune sweep`` (also ``python -m chromtune.sweep``): the paper's protocol on Ray Tune + Optuna,
 tracked in MLflow.
 
-The work lives in :mod:`chromtune.sweep` (plan, driver with its lease and signals, folds, stages);
+A thin layer: flags -> :class:`chromtune.sweep.settings.SweepSettings` (one per --arch x --paradigm;
+every flag is the field of its name) -> the driver that :func:`chromtune.sweep.sweep` runs too.
 torch, Ray, MLflow and pandas are imported only after the flags are parsed.
 """
 
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from typing import Sequence
 
 from chromtune.cli import add_evaluation_flags, command_parser
 from chromtune.errors import run_cli
+from chromtune.sweep.settings import DEFAULTS, SweepSettings, each_sweep
 from chromtune.train.config import MEAN_FEATURES, PARADIGMS
 
 ARCH_NAMES = ("basset", "factorized", "resnet")  # chromtune.models.ARCHITECTURES, without importing torch
@@ -37,66 +40,74 @@ def build_parser() -> argparse.ArgumentParser:
          "chromtune sweep --arch resnet --folds 5 --resume        # after Ctrl-C or a killed driver",
          "chromtune sweep --arch basset resnet --paradigm tune freeze  # four sweeps, then compared",
          "mlflow ui                                               # then open the runs"])
-    p.add_argument("--arch", nargs="+", default=["resnet"], metavar="ARCH",
+    p.add_argument("--arch", nargs="+", default=[DEFAULTS.arch], metavar="ARCH",
                    help=f"architecture(s): {', '.join(ARCH_NAMES)}; several are swept one after another "
                         "and compared at the end")
-    p.add_argument("--folds", type=int, default=5,
+    p.add_argument("--folds", type=int, default=DEFAULTS.folds,
                    help="cross-validation folds over cell types; every cell type is tested exactly once")
-    p.add_argument("--split", default="kfold", choices=("kfold", "reference"),
+    p.add_argument("--split", default=DEFAULTS.split, choices=("kfold", "reference"),
                    help="seeded K folds, or the reference implementation's fixed split (one fold, 106+ cell types)")
     p.add_argument("--data", help="data set file (default: the embedded demo data set)")
-    p.add_argument("--stage1-space", default="stage1", help="search-space YAML file, or a shipped space's name")
-    p.add_argument("--stage2-space", default="stage2", help="search-space YAML file, or a shipped space's name")
-    p.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=True,
+    for stage in (1, 2):
+        p.add_argument(f"--stage{stage}-space", default=getattr(DEFAULTS, f"stage{stage}_space"),
+                       help="search-space YAML file, or a shipped space's name")
+    p.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=DEFAULTS.early_stopping,
                    help="the spaces' scheduler (ASHA) stops weak trials at rungs of the budget; "
                         "--no-early-stopping trains every grid point to the end")
-    p.add_argument("--paradigm", nargs="+", default=["tune"], choices=PARADIGMS,
+    p.add_argument("--paradigm", nargs="+", default=[DEFAULTS.paradigm], choices=PARADIGMS,
                    help="stage-2 paradigm(s): tune or freeze the trunk; several are compared at the end")
-    p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--mean", dest="with_mean", action=argparse.BooleanOptionalAction, default=DEFAULTS.with_mean,
                    help="stage 2: feed the mean accessibility of the training cell types")
-    p.add_argument("--mean-feature", default="reference", choices=MEAN_FEATURES,
+    p.add_argument("--mean-feature", default=DEFAULTS.mean_feature, choices=MEAN_FEATURES,
                    help="stage-2 training pairs' mean input: loo (never the pair's own label) or reference "
                         "(own label included, as the reference implementation)")
-    p.add_argument("--width", type=float, default=None, help="channel multiplier (default 1.0; 0.125 on the demo data set)")
-    p.add_argument("--eval-every", type=int, default=1, metavar="K",
+    p.add_argument("--width", type=float, default=None,
+                   help="channel multiplier (default 1.0; 0.125 on the demo data set and in a smoke test)")
+    p.add_argument("--eval-every", type=int, default=None, metavar="K",
                    help="thin the held-out bins to every K-th (genome-scale data); part of the split, so a "
-                        "search space cannot set it")
-    p.add_argument("--workers-per-trial", type=int, default=0,
+                        "search space cannot set it (default: 1; 4 in a smoke test)")
+    p.add_argument("--workers-per-trial", type=int, default=DEFAULTS.workers_per_trial,
                    help="Ray Train workers per trial (DDP); 0 trains inside the trial's own process")
-    p.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per worker")
-    p.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs per worker")
-    p.add_argument("--max-concurrent-trials", type=int, default=0, help="0: as many as the cluster fits")
-    p.add_argument("--concurrent-folds", type=int, default=0,
+    p.add_argument("--gpus-per-worker", type=float, default=DEFAULTS.gpus_per_worker, help="GPUs per worker")
+    p.add_argument("--cpus-per-worker", type=float, default=DEFAULTS.cpus_per_worker, help="CPUs per worker")
+    p.add_argument("--max-concurrent-trials", type=int, default=DEFAULTS.max_concurrent_trials,
+                   help="0: as many as the cluster fits")
+    p.add_argument("--concurrent-folds", type=int, default=DEFAULTS.concurrent_folds,
                    help="folds at once, each in a process of its own; 0: as many as the cluster fits with room "
                         "for a whole stage each")
     p.add_argument("--address", help="Ray cluster address (default: a private local Ray)")
-    p.add_argument("--storage", default="ray_results",
+    p.add_argument("--storage", default=DEFAULTS.storage,
                    help="Tune/Train storage: a folder (one machine), or s3://, gs:// or file:// on a filesystem "
                         "every node mounts (a cluster)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)")
     p.add_argument("--experiment", help="MLflow experiment (default: chromtune-<data set name>)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the folds, the searches and the training")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the folds, the searches and the training")
     add_evaluation_flags(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the sweep after a stop (Ctrl-C, a killed driver, a lost node): exactly the "
                         "planned grid, no finished trial trained again")
     p.add_argument("--force", action="store_true",
                    help="take the sweep over from a driver that looks alive (its lease is fresh); that driver stops")
-    p.add_argument("--smoke-test", action="store_true", help="the same path shrunk to a couple of minutes")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="the same path shrunk to a couple of minutes on any data set: two trials per stage of two "
+                        "one-batch epochs, width 0.125, every 4th held-out bin, 2,000 stage-1 validation bins, "
+                        "about 5,000 bins for stage-2 validation (--valid-pairs: 5,000 x the validation cell "
+                        "types) and for the test (--test-max-pairs: 5,000 x the test cell types); a flag given "
+                        "explicitly keeps its value")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from chromtune.sweep.driver import run_sweeps
-    from chromtune.sweep.plan import plan_sweep
-    from chromtune.sweep.signals import quiet_libraries
 
-    quiet_libraries()
-    plans = [plan_sweep(argparse.Namespace(**{**vars(args), "arch": arch, "paradigm": paradigm}))
-             for arch in dict.fromkeys(args.arch) for paradigm in dict.fromkeys(args.paradigm)]
-    return run_sweeps(plans, argv)
+    return run_sweeps(settings_from_args(args))[0]
+
+
+def settings_from_args(args: argparse.Namespace) -> list[SweepSettings]:
+    """One SweepSettings per (--arch, --paradigm) from the parsed flags."""
+    values = {f.name: getattr(args, f.name) for f in fields(SweepSettings)}
+    return each_sweep(**values)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Sequence
 
 from chromtune.atomic import check_output_folder
 from chromtune.cli import add_evaluation_flags, command_parser
 from chromtune.errors import UserError, handle_stop_signals, run_cli
-from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TrainConfig, size_defaults
+from chromtune.io.files import absolute
+from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TrainConfig, config_values
 
 
 ARCH_NAMES = ("basset", "factorized", "resnet")  # chromtune.models.ARCHITECTURES, without importing torch
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="channel multiplier (default: 1.0, 0.125 on the demo data set; stage 2: --init's)")
     p.add_argument("--test-chroms", default="", metavar="LIST",
                    help="comma-separated chromosomes held out of all training and used for the test")
-    p.add_argument("--eval-every", type=int, default=1, metavar="K", help="evaluate every K-th bin")
+    p.add_argument("--eval-every", type=int, default=None, metavar="K", help="evaluate every K-th bin (default: 1)")
     add_evaluation_flags(p)
     p.add_argument("--evaluate-test", action="store_true",
                    help="stage 2: score the fold's test cell types with the best model (do it once, for the model "
@@ -75,11 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: a private local Ray on 127.0.0.1)")
     p.add_argument("--out", required=True, help="run folder")
     return p
-
-
-def absolute(path: str | None) -> str | None:
-    """``path`` against the caller's folder (Ray's workers run elsewhere); URIs as they are."""
-    return path if path is None or "://" in path else os.path.abspath(os.path.expanduser(path))
 
 
 def take_from_init(args: argparse.Namespace) -> None:
@@ -97,25 +92,20 @@ def take_from_init(args: argparse.Namespace) -> None:
         setattr(args, name, config[name])
 
 
-def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
-    args.arch = args.arch or "resnet"
-    if args.arch not in ARCH_NAMES:
-        raise UserError(f"--arch {args.arch!r}: unknown architecture; valid names: {', '.join(ARCH_NAMES)}")
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    arch = args.arch or "resnet"
+    if arch not in ARCH_NAMES:
+        raise UserError(f"--arch {arch!r}: unknown architecture; valid names: {', '.join(ARCH_NAMES)}")
     stage1 = args.stage == 1
-    sizes = size_defaults(on_demo=not args.data)
-    return TrainConfig(
-        data=data, arch=args.arch, stage=args.stage, fold=args.fold, folds=args.folds, split=args.split,
-        seed=args.seed, lr=args.lr or (2e-3 if stage1 else 1e-3),
+    return TrainConfig(**config_values(
+        args.data, args.cpus_per_worker, arch=arch, stage=args.stage, fold=args.fold, folds=args.folds,
+        split=args.split, seed=args.seed, lr=args.lr or (2e-3 if stage1 else 1e-3),
         batch_size=args.batch_size or (128 if stage1 else 256), epochs=args.epochs,
-        samples_per_epoch=args.samples_per_epoch, width=args.width or sizes["width"],
-        paradigm=args.paradigm, with_mean=args.with_mean, mean_feature=args.mean_feature, head=args.head,
-        init=args.init,
+        samples_per_epoch=args.samples_per_epoch, width=args.width, paradigm=args.paradigm,
+        with_mean=args.with_mean, mean_feature=args.mean_feature, head=args.head, init=args.init,
         test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every,
-        valid_bins=args.valid_bins,
-        valid_pairs=sizes["valid_pairs"] if args.valid_pairs is None else args.valid_pairs, test_every=args.test_every,
-        test_max_pairs=args.test_max_pairs, evaluate_test=args.evaluate_test, bf16=args.bf16,
-        threads=int(args.cpus_per_worker),
-    )
+        valid_bins=args.valid_bins, valid_pairs=args.valid_pairs, test_every=args.test_every,
+        test_max_pairs=args.test_max_pairs, evaluate_test=args.evaluate_test, bf16=args.bf16))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,17 +139,12 @@ def train(args: argparse.Namespace, progress) -> dict:
     progress.update(phase="reading the data")
     if args.gpu and not torch.cuda.is_available() and not args.address:
         raise UserError("--gpu: no CUDA GPU is visible on this machine")
-    args.data, args.init = absolute(args.data), absolute(args.init)
+    args.init = args.init and absolute(args.init)
     check_output_folder(args.out, "--out")
     out = absolute(args.out)
     if args.stage == 2 and args.init:
         take_from_init(args)
-    if args.data:
-        data = args.data
-    else:
-        from chromtune.data.demo import demo_path
-        data = str(demo_path())
-    cfg = config_from_args(args, data)
+    cfg = config_from_args(args)
     from chromtune.train.runner import run_training
 
     def start():

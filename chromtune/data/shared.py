@@ -30,6 +30,7 @@ import numpy as np
 
 from chromtune.data.dataset import Dataset, open_dataset
 from chromtune.data.labels import PackedLabels
+from chromtune.io.files import absolute, is_uri
 from chromtune.io.storage import fetch
 
 PREFIX = "chromtune-data-"
@@ -38,8 +39,8 @@ NAMESPACE = "chromtune"
 
 def file_digest(location: str) -> str:
     """Names the data set: a local file with its version (modification time), or a storage URI."""
-    if "://" not in location:
-        location = os.path.abspath(location)
+    if not is_uri(location):
+        location = absolute(location)
         location = f"{location}:{os.path.getmtime(location)}"
     return hashlib.sha1(location.encode()).hexdigest()[:12]
 

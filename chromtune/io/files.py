@@ -1,4 +1,4 @@
-"""Reading the user's files: existence and permission checks, plain or gzipped text."""
+"""Reading the user's files: existence and permission checks, plain or gzipped text; paths and URIs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ import os
 from pathlib import Path
 
 from chromtune.errors import UserError
+
+
+def is_uri(location: str) -> bool:
+    """Whether ``location`` is a URI (``s3://``, ``gs://``, ``file://``, ``http://``) rather than a path."""
+    return "://" in location
+
+
+def absolute(location: str) -> str:
+    """A path made absolute against the caller's folder (``~`` expanded, symbolic links kept), so it
+    means the same in Ray's workers, which run elsewhere; a URI as it is."""
+    return location if is_uri(location) else os.path.abspath(os.path.expanduser(location))
 
 
 def is_gzip(path: str | os.PathLike) -> bool:

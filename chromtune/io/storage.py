@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from chromtune.errors import UserError
+from chromtune.io.files import absolute, is_uri
 
 
 class Storage:
@@ -26,7 +27,7 @@ class Storage:
 
     def __init__(self, location: str):
         self.location = location
-        self.is_uri = "://" in location
+        self.is_uri = is_uri(location)
         if self.is_uri:
             try:
                 self.fs, self.root = pafs.FileSystem.from_uri(location)
@@ -35,7 +36,7 @@ class Storage:
             base, _, self.query = location.partition("?")  # e.g. s3://b/p?endpoint_override=host:port
             self.uri = base.rstrip("/")
         else:
-            self.fs, self.root = pafs.LocalFileSystem(), str(Path(location).resolve())
+            self.fs, self.root = pafs.LocalFileSystem(), absolute(location)
             self.uri, self.query = self.root, ""
 
     def child(self, name: str) -> "Storage":
@@ -98,7 +99,7 @@ class Storage:
 def fetch(location: str, cache: str | os.PathLike | None = None) -> Path:
     """A local path for ``location``: a plain path as it is, a remote file or folder downloaded once
     per machine (into ``cache``, default the temporary folder) and reused by later calls."""
-    if "://" not in location:
+    if not is_uri(location):
         return Path(location)
     fs, path = pafs.FileSystem.from_uri(location)
     if fs.type_name == "local":

@@ -14,23 +14,29 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import pandas as pd
 
 from chromtune.atomic import write_text
 from chromtune.data.folds import roles_table
 from chromtune.sweep.fold import RESULT_NAMES, fold_process, run_fold, share_data_file
 from chromtune.sweep.lease import Lease
-from chromtune.sweep.plan import DONE_MARKER, SweepPlan, check_storage, concurrent_folds, is_finished
+from chromtune.sweep.plan import DONE_MARKER, SweepPlan, check_storage, concurrent_folds, is_finished, plan_sweep
+from chromtune.sweep.settings import SweepSettings, command_flags
 from chromtune.sweep.progress import Progress, relay, say
 from chromtune.sweep.signals import EXIT_INTERRUPTED, STOP, Interrupted
 from chromtune.sweep.summary import FoldModel, closing_text, storage_bytes, summary_table
 
 
-def resume_command(argv: list[str]) -> str:
-    """The command that continues this call: the same flags, with --resume (and without --force)."""
-    prog = "chromtune sweep" if Path(sys.argv[0]).name == "chromtune" else "python -m chromtune.sweep"
-    flags = [a for a in argv if a != "--force"]
-    return " ".join([prog, shlex.join(flags + ([] if "--resume" in flags else ["--resume"]))]).strip()
+def sweep_command(sweeps: list[SweepSettings], resume: bool = False) -> str:
+    """The command that runs these sweeps with the settings they run with (``resume``: the one that
+    continues them, with --resume and without --force)."""
+    prog = "python -m chromtune.sweep" if Path(sys.argv[0]).name == "__main__.py" else "chromtune sweep"
+    if resume:
+        sweeps = [replace(s, resume=True, force=False) for s in sweeps]
+    return " ".join([prog, shlex.join(command_flags(sweeps))]).strip()
 
 
 def run_folds(plan: SweepPlan, sweep_run: str, progress: Progress) -> list[dict]:
@@ -39,7 +45,7 @@ def run_folds(plan: SweepPlan, sweep_run: str, progress: Progress) -> list[dict]
     trial events reach ``progress`` through a queue."""
     at_once = concurrent_folds(plan)
     if at_once == 1:
-        return [run_fold(plan, fold, sweep_run) for fold in range(plan.args.folds)]
+        return [run_fold(plan, fold, sweep_run) for fold in range(plan.n_folds)]
     import multiprocessing
 
     import ray
@@ -50,7 +56,7 @@ def run_folds(plan: SweepPlan, sweep_run: str, progress: Progress) -> list[dict]
     events = context.Queue()
     events.cancel_join_thread()  # this process never waits at exit on a queue a killed fold may have left locked
     reader = relay(events, progress)
-    waiting, running, stopped, failed = list(range(plan.args.folds)), {}, [], []
+    waiting, running, stopped, failed = list(range(plan.n_folds)), {}, [], []
     STOP.on_exit.append(lambda: [proc.kill() for proc in running.values()])
     forwarded = False
     try:
@@ -77,46 +83,47 @@ def run_folds(plan: SweepPlan, sweep_run: str, progress: Progress) -> list[dict]
         raise RuntimeError(f"fold(s) {', '.join(map(str, failed))} failed; see their lines above")
     if stopped or waiting:
         raise Interrupted(f"fold(s) {', '.join(map(str, sorted(stopped + waiting)))} not finished")
-    return [json.loads(plan.storage.read_text(f"fold{fold}-test.json")) for fold in range(plan.args.folds)]
+    return [json.loads(plan.storage.read_text(f"fold{fold}-test.json")) for fold in range(plan.n_folds)]
 
 
 def earlier_progress(plan: SweepPlan, tracker) -> tuple[set, dict, set]:
     """What earlier drivers of this sweep finished (``--resume``): stages, trials, folds."""
-    folds = range(plan.args.folds)
+    folds = range(plan.n_folds)
     stages = {(fold, stage) for fold in folds for stage in plan.spaces
               if plan.storage.exists(f"fold{fold}-stage{stage}.json")}
     return stages, tracker.finished_trials_by_stage(), {f for f in folds if plan.storage.exists(f"fold{f}-test.json")}
 
 
-def run_sweep(plan: SweepPlan) -> str:
-    """One sweep from its start or --resume to its end, under a live progress line; its closing text."""
+def run_sweep(plan: SweepPlan) -> tuple[pd.DataFrame, str]:
+    """One sweep from its start or --resume to its end, under a live progress line; its summary
+    table and closing text."""
     from chromtune.data.shared import release_shared
     from chromtune.sweep.ray_runtime import check_resources, check_shared_storage, is_multi_node, start_ray
     from chromtune.tracking import Tracker, is_default_store
 
-    args = plan.args
-    start_ray(args.address)
+    s = plan.settings
+    start_ray(s.address)
     STOP.install(STOP.resume_hint)  # ray.init replaced the SIGTERM handler with its own exit
-    check_resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker)
+    check_resources(s.workers_per_trial, s.cpus_per_worker, s.gpus_per_worker)
     check_shared_storage(plan.storage)
     plan.storage.fs.create_dir(plan.storage.root, recursive=True)
     plan.local.mkdir(parents=True, exist_ok=True)
     if plan.storage.is_uri and is_multi_node():
         plan.base["data"] = share_data_file(plan)
     tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
-    if args.resume:
+    if s.resume:
         killed = tracker.kill_orphans()
         print(f"resuming {plan.key}: {killed} orphaned trial run(s) marked KILLED", flush=True)
-    tags = {"chromtune.level": "sweep", "arch": args.arch, "paradigm": args.paradigm, "mean": args.with_mean}
-    smoke = ", smoke test" if args.smoke_test else ""
-    sweep_run = tracker.hierarchy_run(plan.key, f"{plan.label} sweep, {args.folds} folds{smoke} ({plan.key})", None,
+    tags = {"chromtune.level": "sweep", "arch": s.arch, "paradigm": s.paradigm, "mean": s.with_mean}
+    smoke = ", smoke test" if s.smoke_test else ""
+    sweep_run = tracker.hierarchy_run(plan.key, f"{plan.label} sweep, {plan.n_folds} folds{smoke} ({plan.key})", None,
                                       tags,
                                       {**{k: v for k, v in plan.base.items() if k != "data"}, "data": plan.data,
-                                       "stage1_space": args.stage1_space, "stage2_space": args.stage2_space,
-                                       "smoke_test": args.smoke_test, "early_stopping": args.early_stopping})
+                                       "stage1_space": s.stage1_space, "stage2_space": s.stage2_space,
+                                       "smoke_test": s.smoke_test, "early_stopping": s.early_stopping})
     started = time.time()
-    progress = Progress(args.folds, {stage: space.num_samples for stage, space in plan.spaces.items()}, plan.label)
-    if args.resume:
+    progress = Progress(plan.n_folds, {stage: space.num_samples for stage, space in plan.spaces.items()}, plan.label)
+    if s.resume:
         progress.seed(*earlier_progress(plan, tracker))
     STOP.on_exit.append(progress.clear)
     try:
@@ -142,7 +149,7 @@ def run_sweep(plan: SweepPlan) -> str:
     tracker.finish(sweep_run)
     release_shared(plan.base["data"])
     plan.storage.write_text(DONE_MARKER, json.dumps({"sweep_run": sweep_run, "finished": time.time()}))
-    return closing_text(plan.key, table, [fold_model(plan, tracker, result["fold"]) for result in results], sweep_run,
+    return table, closing_text(plan.key, table, [fold_model(plan, tracker, result["fold"]) for result in results], sweep_run,
                         plan.storage.uri, storage_bytes(plan.storage), plan.tracking_uri, plan.experiment,
                         is_default_store(plan.tracking_uri), tracker.experiment_id)
 
@@ -170,13 +177,17 @@ def _has_tabulate() -> bool:
     return importlib.util.find_spec("tabulate") is not None
 
 
-def run_sweeps(plans: list[SweepPlan], argv: list[str]) -> int:
-    """Every plan's sweep, then their comparison; 130 after a stop (one line saying how to continue)."""
-    args = plans[0].args
-    hint = resume_command(argv)
-    todo = []
+def run_sweeps(sweeps: list[SweepSettings]) -> tuple[int, dict]:
+    """Every sweep planned, then each run, then their comparison. Returns the exit status (130 after
+    a stop, with one line saying how to continue) and each finished sweep's summary table by key."""
+    from chromtune.sweep.signals import quiet_libraries
+
+    quiet_libraries()
+    plans = [plan_sweep(settings) for settings in sweeps]
+    hint = sweep_command(sweeps, resume=True)
+    todo, tables = [], {}
     for plan in plans:
-        if args.resume and is_finished(plan):
+        if plan.settings.resume and is_finished(plan):
             print(f"sweep {plan.key} finished already; nothing to resume ({plan.storage.uri})", flush=True)
         else:
             todo.append(plan)
@@ -185,9 +196,9 @@ def run_sweeps(plans: list[SweepPlan], argv: list[str]) -> int:
     current = None
     try:
         for plan in todo:
-            leases.append(Lease(plan.storage, " ".join(["chromtune sweep", *argv]),
+            leases.append(Lease(plan.storage, sweep_command(sweeps),
                                 on_lost=lambda who: STOP.request(f"another driver took the sweep over: {who}")))
-            leases[-1].acquire(args.resume, args.force)
+            leases[-1].acquire(plan.settings.resume, plan.settings.force)
         for plan in todo:
             check_storage(plan)
         if todo:
@@ -199,17 +210,17 @@ def run_sweeps(plans: list[SweepPlan], argv: list[str]) -> int:
             current = plan
             STOP.check(f"sweep {plan.key} (not started)")
             stopping = "early stopping (ASHA)" if any(s.asha for s in plan.spaces.values()) else "no early stopping"
-            print(f"sweep {plan.key}: {args.folds} folds x 2 stages, {plan.spaces[1].num_samples} + "
+            print(f"sweep {plan.key}: {plan.n_folds} folds x 2 stages, {plan.spaces[1].num_samples} + "
                   f"{plan.spaces[2].num_samples} trials per fold, {stopping}\n  storage {plan.storage.uri}\n"
                   f"  MLflow {plan.tracking_uri}, experiment {plan.experiment}", flush=True)
-            closing = run_sweep(plan)
+            tables[plan.key], closing = run_sweep(plan)
             print(fold_roles_text(plan))
             print(f"\n{closing}", flush=True)
     except Interrupted as stop:
         why = f" ({STOP.reason})" if STOP.reason.startswith("another driver") else ""
         print(f"chromtune: interrupted{why}: sweep {current.key}: {stop}; continue with: {hint}",
               file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, tables
     finally:
         for lease in leases:
             lease.release()
@@ -220,4 +231,4 @@ def run_sweeps(plans: list[SweepPlan], argv: list[str]) -> int:
         out = Path("comparison") / plans[0].experiment
         report = run_compare(plans[0].tracking_uri, plans[0].experiment, out, sweeps=[plan.key for plan in plans])
         print(f"\ncomparison of {len(plans)} sweeps (tables, figures and report.md in {out}):\n{verdict_text(report)}")
-    return 0
+    return 0, tables

@@ -30,8 +30,8 @@ def evaluate_remotely(plan: SweepPlan, stage2: dict) -> dict:
 
     from chromtune.train.evaluate import evaluate_checkpoint
 
-    args = plan.args
-    task = ray.remote(evaluate_checkpoint).options(num_cpus=args.cpus_per_worker, num_gpus=args.gpus_per_worker,
+    s = plan.settings
+    task = ray.remote(evaluate_checkpoint).options(num_cpus=s.cpus_per_worker, num_gpus=s.gpus_per_worker,
                                                    name="chromtune-test-evaluation")
     return ray.get(task.remote(stage2["config"], plan.storage.uri_of(stage2["checkpoint"], "best.pt")))
 
@@ -100,11 +100,11 @@ def run_fold(plan: SweepPlan, fold: int, sweep_run: str) -> dict:
     A stop ends the fold's run KILLED (``--resume`` reopens it)."""
     from chromtune.tracking import NOTE_TAG, Tracker
 
-    args = plan.args
+    s = plan.settings
     tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
-    fold_tags = {"chromtune.level": "fold", "arch": args.arch, "fold": fold, "paradigm": args.paradigm,
-                 "mean": args.with_mean,
-                 NOTE_TAG: f"Fold {fold} of {args.folds}: stage 1 and stage 2 searched on this fold's training cell "
+    fold_tags = {"chromtune.level": "fold", "arch": s.arch, "fold": fold, "paradigm": s.paradigm,
+                 "mean": s.with_mean,
+                 NOTE_TAG: f"Fold {fold} of {s.folds}: stage 1 and stage 2 searched on this fold's training cell "
                            "types, the model selected on its validation cell types (best.pt, the MLflow model) and "
                            "its test metrics on the held-out cell types."}
     fold_run = tracker.hierarchy_run(f"{plan.key}/fold{fold}", f"{plan.label} fold {fold}", sweep_run, fold_tags)

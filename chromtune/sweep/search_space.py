@@ -186,13 +186,14 @@ class SearchSpace:
         return optuna.samplers.TPESampler(seed=seed)
 
     def shrunk(self) -> "SearchSpace":
-        """The smoke-test version: two trials at most, two epochs of one or two batches, a narrow
-        model, the same scheduler with its rung after the first epoch (so trials can stop early)."""
+        """The smoke-test budget: two trials at most, two epochs of one or two batches, the same
+        scheduler with its rung after the first epoch (so trials can stop early). The smoke test's
+        model width and evaluation sizes are the plan's (chromtune.train.config.size_defaults)."""
         params = {name: (kind, values[:2] if i == 0 else values[:1]) if kind == "choice" else (kind, values)
                   for i, (name, (kind, values)) in enumerate(self.params.items())}
         grid_size = math.prod(len(v) for _, v in params.values()) if self.sampler == "grid" else 2
         _, batches = params.get("batch_size", ("choice", [self.fixed.get("batch_size", 128)]))
-        fixed = {**self.fixed, "epochs": 2, "samples_per_epoch": int(max(batches)), "width": 0.125, "eval_every": 4}
+        fixed = {**self.fixed, "epochs": 2, "samples_per_epoch": int(max(batches))}
         asha = {**self.asha, "grace_period": 1} if self.asha is not None else None
         return SearchSpace(self.sampler, params, min(grid_size, 2), fixed, asha, self.source)
 

@@ -53,7 +53,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
     from chromtune.sweep.trial_logger import TrialLogger
     from chromtune.tracking import stopped_early
 
-    args, space = plan.args, plan.spaces[stage]
+    s, space = plan.settings, plan.spaces[stage]
     name = f"fold{fold}-stage{stage}"
     done = plan.storage.read_text(f"{name}.json")
     if done is not None:
@@ -61,17 +61,17 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
         return json.loads(done)
     label = f"fold {fold} stage {stage}"
     STOP.check(f"{label} (not started)")
-    tags = {"chromtune.level": "stage", "arch": args.arch, "fold": fold, "stage": stage,
-            "paradigm": args.paradigm, "mean": args.with_mean}
+    tags = {"chromtune.level": "stage", "arch": s.arch, "fold": fold, "stage": stage,
+            "paradigm": s.paradigm, "mean": s.with_mean}
     stage_run = tracker.hierarchy_run(f"{plan.key}/{name}", f"{plan.label} {label}", parent_run, tags,
                                       {"sampler": space.sampler, "num_samples": space.num_samples, **space.fixed})
     # "epochs" always present: the scheduler's last rung and the test for a trial stopped early
     param_space = {**plan.base, "epochs": TrainConfig.epochs, **space.fixed, "stage": stage, "fold": fold, "init": init,
-                   "runtime_workers": args.workers_per_trial, "runtime_gpus": args.gpus_per_worker,
-                   "runtime_cpus": args.cpus_per_worker, "runtime_max_failures": 2,
+                   "runtime_workers": s.workers_per_trial, "runtime_gpus": s.gpus_per_worker,
+                   "runtime_cpus": s.cpus_per_worker, "runtime_max_failures": 2,
                    "runtime_storage": plan.storage.uri_of()}
     # A trial that drives a TorchTrainer only waits on it; its workers request the real resources.
-    resources = ({"CPU": args.cpus_per_worker, "GPU": args.gpus_per_worker} if args.workers_per_trial == 0
+    resources = ({"CPU": s.cpus_per_worker, "GPU": s.gpus_per_worker} if s.workers_per_trial == 0
                  else {"CPU": 0.01})
     trainable = tune.with_resources(sweep_trial, resources)
     logger = TrialLogger(plan.tracking_uri, plan.experiment, plan.key, stage_run,
@@ -88,7 +88,7 @@ def run_stage(plan: SweepPlan, tracker, fold: int, stage: int, parent_run: str, 
         scheduler = (ASHAScheduler(time_attr="epoch", metric="best_valid_auprc", mode="max",
                                    max_t=param_space["epochs"], **space.asha) if space.asha else None)
         searcher = OptunaSearch(space.distributions(), metric="valid_auprc", mode="max",
-                                sampler=space.optuna_sampler(args.seed + 100 * fold + stage))
+                                sampler=space.optuna_sampler(s.seed + 100 * fold + stage))
         # reuse_actors: a trial process (torch, Ray and chromtune imported: ~6 CPU s) goes on to the
         # stage's next trial; every trial still seeds and builds its own model and optimiser.
         tuner = tune.Tuner(

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from chromtune.errors import UserError
+from chromtune.io.files import absolute
 
 PARADIGMS = ("tune", "freeze")
 MEAN_FEATURES = ("loo", "reference")  # stage-2 training pairs' mean input: leave-one-out, or with the own label
@@ -18,11 +19,48 @@ TEST_MAX_PAIRS = 1_000_000  # test pairs when test_every is 0 (automatic)
 # validation cell types) cost a third of scoring all 20,000 bins each epoch (BENCHMARKS.md, "The main job").
 DEMO_WIDTH = 0.125
 DEMO_VALID_PAIRS = 48_000
+# A smoke test (``--smoke-test``) is as small on any data set as on the demo: a narrow model, every
+# 4th held-out bin, 2,000 stage-1 validation bins and about 5,000 bins for stage-2 validation and
+# for the test (the demo's 2,000 held-out-block bins and 20,000 / 4 evaluation bins: there it
+# changes nothing), so a chromosome-scale set is not scored whole on every epoch.
+SMOKE = {"width": 0.125, "eval_every": 4, "valid_bins": 2_000}
+SMOKE_BINS = 5_000
 
 
-def size_defaults(on_demo: bool) -> dict:
-    """``width`` and ``valid_pairs`` for flags left unset: full size on a user's data set, smaller on the demo."""
-    return {"width": DEMO_WIDTH, "valid_pairs": DEMO_VALID_PAIRS} if on_demo else {"width": 1.0, "valid_pairs": VALID_PAIRS}
+def size_defaults(on_demo: bool, smoke: bool = False, valid_cells: int = 1, test_cells: int = 1) -> dict:
+    """The sizes for flags left unset: full on a user's data set, a narrower model and fewer
+    validation pairs on the demo, small everywhere in a smoke test. ``valid_cells`` / ``test_cells``:
+    the most validation / test cell types of any fold (a smoke test's pairs are bins x those)."""
+    sizes = {"width": 1.0, "eval_every": 1, "valid_bins": VALID_BINS, "valid_pairs": VALID_PAIRS,
+             "test_max_pairs": TEST_MAX_PAIRS}
+    if on_demo:
+        sizes.update(width=DEMO_WIDTH, valid_pairs=DEMO_VALID_PAIRS)
+    if smoke:
+        sizes.update(SMOKE, valid_pairs=SMOKE_BINS * valid_cells, test_max_pairs=SMOKE_BINS * test_cells)
+    return sizes
+
+
+def data_file(data: str | None) -> str:
+    """The data set a run reads: ``data`` made absolute (a URI as it is), or the demo's file when None."""
+    if data:
+        return absolute(data)
+    from chromtune.data.demo import demo_path
+
+    return str(demo_path())
+
+
+def config_values(data: str | None, cpus_per_worker: float = 1, smoke: bool = False, valid_cells: int = 1,
+                  test_cells: int = 1, **flags) -> dict:
+    """TrainConfig's keyword arguments from command-line values, the one mapping that ``chromtune train``
+    and the sweep share: a value left unset (None) takes :func:`size_defaults` or TrainConfig's
+    default; ``data`` becomes an absolute path (a URI stays as it is), the demo's file when None;
+    torch threads are the worker's whole CPUs (at least one)."""
+    values = {name: value for name, value in flags.items() if value is not None}
+    for name, value in size_defaults(data is None, smoke, valid_cells, test_cells).items():
+        values.setdefault(name, value)
+    values["data"] = data_file(data)
+    values["threads"] = max(1, int(cpus_per_worker))
+    return values
 
 
 def sample_size(text: str) -> int:

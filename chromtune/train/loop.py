@@ -40,6 +40,7 @@ from chromtune.data.sampling import Stage1Sampler, Stage2Sampler
 from chromtune.errors import UserError
 from chromtune.models import build_model
 from chromtune.models.checkpoint import load_model
+from chromtune.io.files import absolute
 from chromtune.io.storage import fetch
 from chromtune.progress import Throttled
 from chromtune.train.config import TrainConfig
@@ -75,7 +76,7 @@ def model_record(cfg: TrainConfig, task: FoldTask) -> dict:
     and expression transform, its cell types and place, the fold and :func:`fold_identity`."""
     ds = task.dataset
     return {"genes": list(ds.genes), "expression_transform": str(ds.attrs.get("expression_transform", "unknown")),
-            "cell_types": list(ds.cell_types), "data": cfg.data if "://" in cfg.data else str(Path(cfg.data).resolve()),
+            "cell_types": list(ds.cell_types), "data": absolute(cfg.data),
             "fold": cfg.fold, **fold_identity(cfg, task)}
 
 

@@ -17,6 +17,7 @@ from functools import lru_cache
 from chromtune.data.dataset import Dataset, DatasetError, format_version, open_dataset
 from chromtune.data.folds import BinSplit, Fold, select_fold, split_bins
 from chromtune.data.shared import in_ray_worker, shared_dataset
+from chromtune.io.files import is_uri
 from chromtune.io.storage import fetch
 from chromtune.train.baselines import MeanAccessibility
 from chromtune.train.config import TrainConfig
@@ -32,10 +33,10 @@ def load_dataset(location: str) -> Dataset:
     so that every process on a machine shares one copy; a format_version 1 file (compressed, not
     mappable) opened in a Ray worker comes from the node's shared copy (chromtune.data.shared).
     ``location`` is a file or a URI in the sweep's storage (downloaded once per machine)."""
-    if "://" not in location and not os.path.isfile(location):
+    if not is_uri(location) and not os.path.isfile(location):
         raise DatasetError(f"{location}: no such data set file")
     shared = in_ray_worker() and format_version(fetch(location)) == 1
-    if "://" in location:
+    if is_uri(location):
         return _cached_dataset(location, 0.0, shared)
     return _cached_dataset(os.path.abspath(location), os.path.getmtime(location), shared)
 

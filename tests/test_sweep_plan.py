@@ -1,0 +1,89 @@
+"""The sweep's plan from settings (keyword arguments or flags): the sizes it resolves on any data set,
+the command that repeats it. Real data set files, no Ray or MLflow."""
+
+import numpy as np
+import pytest
+
+from chromtune.cli.sweep import build_parser, settings_from_args
+from chromtune.data.dataset import write_dataset
+from chromtune.io.files import absolute, is_uri
+from chromtune.sweep.plan import plan_sweep
+from chromtune.sweep.settings import SweepSettings, command_flags, each_sweep
+from chromtune.train import evaluate
+from chromtune.train.config import SMOKE_BINS, TrainConfig
+from chromtune.train.task import FoldTask
+from conftest import random_dataset
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def large_file(tmp_path_factory):
+    """100,000 bins x 7 cell types: five times the demo's bins, a quarter of a chromosome-scale set."""
+    path = tmp_path_factory.mktemp("large") / "large.h5"
+    write_dataset(path, random_dataset(n_chroms=2, chrom_len=5_000_000, n_cells=7, positive_rate=0.02))
+    return str(path)
+
+
+def evaluated(plan) -> list[dict]:
+    """Per fold: the bins and pairs that stage 1's and stage 2's validation and the test score."""
+    out = []
+    assert plan.folds
+    for fold in range(plan.n_folds):
+        cfg = TrainConfig(**{**plan.base, "fold": fold, "stage": 2, "init": "stage1"})
+        task = FoldTask.from_config(cfg)
+        stage1 = evaluate.validation_sample(task, TrainConfig(**{**plan.base, "fold": fold}))[0]
+        stage2, cells = evaluate.validation_sample(task, cfg)
+        test = evaluate.test_bins(task, cfg)[0]
+        out.append({"stage1": len(stage1), "stage2": len(stage2), "valid_pairs": len(stage2) * len(cells),
+                    "test": len(test), "test_pairs": len(test) * len(task.fold.test), "task": task})
+    return out
+
+
+def test_smoke_test_is_small_on_a_large_data_set(workdir, large_file):
+    """Off the demo the smoke test shrinks validation and test to about the demo's 2,000 / 5,000 / 5,000 bins."""
+    full = evaluated(plan_sweep(SweepSettings(arch="basset", folds=3, data=large_file)))
+    smoke = evaluated(plan_sweep(SweepSettings(arch="basset", folds=3, data=large_file, smoke_test=True)))
+    for big, small in zip(full, smoke, strict=True):
+        assert big["stage1"] > 9_000 and big["test"] > 90_000  # full size: every held-out and test bin
+        assert small["stage1"] == 2_000
+        fold = small["task"].fold
+        assert SMOKE_BINS <= small["stage2"] <= SMOKE_BINS * max(len(fold.valid), 1) and small["stage2"] < big["stage2"]
+        assert 0.9 * SMOKE_BINS <= small["test"] <= SMOKE_BINS * 2 and small["test_pairs"] < big["test_pairs"] / 10
+    plan = plan_sweep(SweepSettings(arch="basset", folds=3, data=large_file, smoke_test=True, valid_pairs=1000,
+                                    valid_bins=0, width=0.5, eval_every=2))
+    assert (plan.base["valid_pairs"], plan.base["valid_bins"], plan.base["width"], plan.base["eval_every"]) == \
+        (1000, 0, 0.5, 2)  # explicit settings win over the smoke test's
+
+
+def test_smoke_test_scores_every_held_out_bin_of_the_demo(workdir):
+    """On the demo the smoke test's sizes change nothing: its samples are every held-out bin, as before."""
+    for fold in evaluated(plan_sweep(SweepSettings(arch="basset", folds=2, smoke_test=True))):
+        task = fold["task"]
+        assert fold["stage1"] == len(task.bins.valid) and fold["stage2"] == len(task.bins.fit)
+        assert fold["test"] == len(task.bins.test) == 5_000
+
+
+def test_keyword_arguments_and_flags_give_the_same_settings(workdir):
+    """A sweep called from Python is a command line: its flags parse back to the same settings."""
+    sweeps = each_sweep(["basset", "resnet"], "tune", folds=2, smoke_test=True, valid_bins=0, with_mean=False,
+                        width=0.5, storage=workdir / "runs")
+    assert [s.arch for s in sweeps] == ["basset", "resnet"] and sweeps[0].storage == str(workdir / "runs")
+    flags = command_flags(sweeps)
+    assert "--no-mean" in flags and flags[flags.index("--valid-bins") + 1] == "all"
+    assert settings_from_args(build_parser().parse_args(flags)) == sweeps
+    assert command_flags([SweepSettings()]) == []
+    with pytest.raises(TypeError, match="smoke"):
+        each_sweep(smoke=True)
+
+
+def test_paths_are_made_absolute_and_uris_kept(workdir):
+    assert is_uri("s3://b/p") and is_uri("file:///x") and not is_uri("runs/x.h5")
+    assert absolute("runs/x.h5") == str(workdir / "runs" / "x.h5")
+    assert absolute("s3://b/p?endpoint_override=h:1") == "s3://b/p?endpoint_override=h:1"
+    assert np.char.startswith(absolute("~/x"), "/")
