@@ -42,10 +42,16 @@ class Terminated(KeyboardInterrupt):
 
 
 class UserError(Exception):
-    """Bad input from the user: one line naming the file or flag and the problem."""
+    """Bad input from the user: one line naming the file or flag and the problem; ``details``, one
+    line each, where the problem is a list (the settings a --resume changed)."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, details: Sequence[str] = ()):
         super().__init__(" ".join(str(message).split()))
+        self.details = tuple(" ".join(str(line).split()) for line in details)
+
+    def lines(self) -> str:
+        """The message, then each detail on a line of its own, indented."""
+        return "\n".join([str(self), *(f"  {line}" for line in self.details)])
 
 
 def user_error_in(err: BaseException) -> UserError | None:
@@ -130,7 +136,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
             raise KeyboardInterrupt
         return code
     except UserError as err:  # Ray's wrapper of a worker's UserError is a UserError too: show the cause
-        print(f"chromtune: error: {user_error_in(err) or err}", file=sys.stderr)
+        print(f"chromtune: error: {(user_error_in(err) or err).lines()}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `chromtune inspect --json | head`
         sys.stderr.close()
@@ -142,5 +148,5 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         found = user_error_in(err)
         if found is None:
             raise
-        print(f"chromtune: error: {found}", file=sys.stderr)
+        print(f"chromtune: error: {found.lines()}", file=sys.stderr)
         return 2

@@ -87,3 +87,76 @@ def test_paths_are_made_absolute_and_uris_kept(workdir):
     assert absolute("runs/x.h5") == str(workdir / "runs" / "x.h5")
     assert absolute("s3://b/p?endpoint_override=h:1") == "s3://b/p?endpoint_override=h:1"
     assert np.char.startswith(absolute("~/x"), "/")
+
+
+SMOKE = ["--arch", "basset", "--folds", "2", "--smoke-test"]
+
+
+def begun_sweep(workdir, *flags):
+    """A sweep's plan and its stored settings, as a sweep that began with ``flags`` leaves them."""
+    from chromtune.sweep.plan import write_plan
+
+    plan = plan_sweep(settings_from_args(build_parser().parse_args([*SMOKE, *flags]))[0])
+    write_plan(plan)
+    return plan
+
+
+def test_resume_with_a_changed_result_setting_is_refused(workdir, capsys):
+    from chromtune.cli.sweep import main as sweep_main
+    from chromtune.errors import run_cli
+
+    plan = begun_sweep(workdir)
+    stored = (workdir / "ray_results" / plan.key / "plan.json").read_text()
+    code = run_cli(sweep_main, [*SMOKE, "--resume", "--valid-pairs", "1000", "--valid-bins", "all", "--width", "0.5",
+                                "--concurrent-folds", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[0].startswith("chromtune: error: --resume: ") and "--storage" in err[0], err
+    assert sorted(line.strip() for line in err[1:]) == [
+        "--valid-bins: stored 2000 -> given all", "--valid-pairs: stored 40000 -> given 1000",
+        "--width: stored 0.125 -> given 0.5"]
+    assert sorted(p.name for p in (workdir / "ray_results" / plan.key).iterdir()) == ["plan.json"]  # lease gone
+    assert (workdir / "ray_results" / plan.key / "plan.json").read_text() == stored
+    assert not (workdir / "mlflow.db").exists()
+
+    code = run_cli(sweep_main, [*SMOKE, "--resume", "--stage2-space", "stage2_tpe"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 2 and err[1].strip().startswith("--stage2-space: stored {"), err
+
+
+def test_resume_may_change_what_changes_no_result(workdir, capsys):
+    """Concurrency, resources, the address and another spelling of the same MLflow store may differ;
+    the sizes a flag gives explicitly are compared as resolved (the demo's smoke default: 40,000)."""
+    from chromtune.sweep.plan import check_storage
+
+    begun_sweep(workdir)
+    same = plan_sweep(settings_from_args(build_parser().parse_args(
+        [*SMOKE, "--resume", "--max-concurrent-trials", "1", "--concurrent-folds", "2", "--cpus-per-worker", "2",
+         "--address", "127.0.0.1:1", "--tracking-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+         "--valid-pairs", "40000"]))[0])
+    check_storage(same)
+    assert capsys.readouterr().out == ""
+
+
+def test_resume_of_a_sweep_without_stored_settings_says_so(workdir, capsys):
+    from chromtune.sweep.plan import check_storage
+
+    plan = begun_sweep(workdir)
+    folder = workdir / "ray_results" / plan.key
+    (folder / "plan.json").unlink()
+    (folder / "fold0-stage1.json").write_text("{}")  # what an older chromtune's sweep holds
+    check_storage(plan_sweep(settings_from_args(build_parser().parse_args([*SMOKE, "--resume"]))[0]))
+    out = capsys.readouterr().out
+    assert "older chromtune" in out and plan.key in out
+
+
+def test_the_resume_command_repeats_the_settings_the_sweep_runs_with():
+    from chromtune.sweep.driver import sweep_command
+
+    sweeps = each_sweep("basset", ["tune", "freeze"], folds=2, smoke_test=True, valid_pairs=1000, force=True,
+                        max_concurrent_trials=2)
+    command = sweep_command(sweeps, resume=True).split()
+    assert command[-1] == "--resume" and "--force" not in command
+    assert command[command.index("--paradigm") + 1: command.index("--paradigm") + 3] == ["tune", "freeze"]
+    flags = command[command.index("--arch"):]  # after "chromtune sweep" or "python -m chromtune.sweep"
+    assert settings_from_args(build_parser().parse_args(flags)) == [
+        SweepSettings(**{**vars(s), "resume": True, "force": False}) for s in sweeps]

@@ -23,7 +23,8 @@ from chromtune.atomic import write_text
 from chromtune.data.folds import roles_table
 from chromtune.sweep.fold import RESULT_NAMES, fold_process, run_fold, share_data_file
 from chromtune.sweep.lease import Lease
-from chromtune.sweep.plan import DONE_MARKER, SweepPlan, check_storage, concurrent_folds, is_finished, plan_sweep
+from chromtune.sweep.plan import (DONE_MARKER, SweepPlan, check_storage, concurrent_folds, is_finished, plan_sweep,
+                                 write_plan)
 from chromtune.sweep.settings import SweepSettings, command_flags
 from chromtune.sweep.progress import Progress, relay, say
 from chromtune.sweep.signals import EXIT_INTERRUPTED, STOP, Interrupted
@@ -33,7 +34,7 @@ from chromtune.sweep.summary import FoldModel, closing_text, storage_bytes, summ
 def sweep_command(sweeps: list[SweepSettings], resume: bool = False) -> str:
     """The command that runs these sweeps with the settings they run with (``resume``: the one that
     continues them, with --resume and without --force)."""
-    prog = "python -m chromtune.sweep" if Path(sys.argv[0]).name == "__main__.py" else "chromtune sweep"
+    prog = "chromtune sweep" if Path(sys.argv[0]).name == "chromtune" else "python -m chromtune.sweep"
     if resume:
         sweeps = [replace(s, resume=True, force=False) for s in sweeps]
     return " ".join([prog, shlex.join(command_flags(sweeps))]).strip()
@@ -106,7 +107,7 @@ def run_sweep(plan: SweepPlan) -> tuple[pd.DataFrame, str]:
     STOP.install(STOP.resume_hint)  # ray.init replaced the SIGTERM handler with its own exit
     check_resources(s.workers_per_trial, s.cpus_per_worker, s.gpus_per_worker)
     check_shared_storage(plan.storage)
-    plan.storage.fs.create_dir(plan.storage.root, recursive=True)
+    write_plan(plan)  # what a --resume compares its settings with
     plan.local.mkdir(parents=True, exist_ok=True)
     if plan.storage.is_uri and is_multi_node():
         plan.base["data"] = share_data_file(plan)

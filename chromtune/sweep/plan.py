@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from chromtune.models import ARCHITECTURES
 from chromtune.sweep.search_space import SearchSpace, load_search_space
 from chromtune.io.storage import Storage
 from chromtune.io.files import is_uri
-from chromtune.sweep.settings import SweepSettings
+from chromtune.sweep.settings import SAMPLE_SIZES, SweepSettings, flag
 from chromtune.train.config import TrainConfig, config_values, data_file
 from chromtune.sweep.lease import LEASE_NAME
 
@@ -149,10 +150,59 @@ def is_finished(plan: SweepPlan) -> bool:
 
 
 def check_storage(plan: SweepPlan) -> None:
-    """A new sweep needs an empty place; ``--resume`` needs a sweep to continue."""
+    """A new sweep needs an empty place; ``--resume`` needs a sweep to continue, with the settings
+    it began with (its :data:`PLAN_FILE`)."""
     exists = holds_sweep(plan)
     if exists and not plan.settings.resume:
         raise UserError(f"--storage: {plan.storage.uri} holds this sweep already; pass --resume to continue it, "
                         f"or choose another --storage or --seed")
     if plan.settings.resume and not exists:
         raise UserError(f"--resume: nothing to resume at {plan.storage.uri}")
+    if plan.settings.resume:
+        check_resumed_settings(plan)
+
+
+PLAN_FILE = "plan.json"
+
+
+def recorded_settings(plan: SweepPlan) -> dict:
+    """Every setting that changes the sweep's results (or where they are recorded), by flag, as this
+    plan resolved it (a size left unset: the size it takes). Concurrency, resources, --address and
+    --storage are not among them: a resumed sweep may change them."""
+    s = plan.settings
+    values = {flag(name): value for name, value in plan.base.items() if name != "threads"}
+    values.update({flag("smoke_test"): s.smoke_test, flag("early_stopping"): s.early_stopping,
+                   **{flag(f"stage{stage}_space"): space.content() for stage, space in plan.spaces.items()},
+                   "--tracking-uri": plan.tracking_uri, "--experiment": plan.experiment})
+    return json.loads(json.dumps(values))  # as plan.json gives them back (lists for tuples)
+
+
+def write_plan(plan: SweepPlan) -> None:
+    """Keep the sweep's result-relevant settings in its storage (atomically), for ``--resume`` to compare."""
+    plan.storage.write_text(PLAN_FILE, json.dumps(recorded_settings(plan), indent=1))
+
+
+def check_resumed_settings(plan: SweepPlan) -> None:
+    """``--resume`` continues the sweep that was begun: a setting that changes results and differs
+    from the stored one is refused, one line each. A sweep begun before plans were stored cannot
+    be compared: it resumes with the given settings, and says so."""
+    text = plan.storage.read_text(PLAN_FILE)
+    if text is None:
+        print(f"note: sweep {plan.key} was begun by an older chromtune that did not store its settings; "
+              f"resuming with the given ones, which must be those it began with", flush=True)
+        return
+    stored, given = json.loads(text), recorded_settings(plan)
+    lines = [f"{name}: stored {_shown(name, stored.get(name), given[name])} -> given "
+             f"{_shown(name, given[name], stored.get(name))}" for name in given if stored.get(name) != given[name]]
+    if lines:
+        raise UserError(f"--resume: sweep {plan.key} began with other settings; resume it with the stored ones, "
+                        f"or start a new sweep with the given ones under another --storage (without --resume):", lines)
+
+
+def _shown(name: str, value, other) -> str:
+    """A stored or given setting as a line shows it: a search space by what differs from the other."""
+    if isinstance(value, dict) and isinstance(other, dict):
+        return json.dumps({k: v for k, v in value.items() if other.get(k) != v}, separators=(",", ":"))
+    if value == 0 and name in (flag(size) for size in SAMPLE_SIZES):
+        return "all"
+    return "(none)" if value is None else str(value)

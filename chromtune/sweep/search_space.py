@@ -163,6 +163,11 @@ class SearchSpace:
     asha: dict | None = None
     source: str = "<search space>"
 
+    def content(self) -> dict:
+        """What the space searches and fixes, without where it was read from (plain data)."""
+        return {"sampler": self.sampler, "params": self.params, "num_samples": self.num_samples,
+                "fixed": self.fixed, "asha": self.asha}
+
     def grid(self) -> dict[str, list]:
         return {name: values for name, (_, values) in self.params.items()}
 
