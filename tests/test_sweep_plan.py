@@ -38,7 +38,7 @@ def evaluated(plan) -> list[dict]:
         cfg = TrainConfig(**{**plan.base, "fold": fold, "stage": 2, "init": "stage1"})
         task = FoldTask.from_config(cfg)
         stage1 = evaluate.validation_sample(task, TrainConfig(**{**plan.base, "fold": fold}))[0]
-        stage2, cells = evaluate.validation_sample(task, cfg)
+        stage2, cells, _ = evaluate.validation_sample(task, cfg)
         test = evaluate.test_bins(task, cfg)[0]
         out.append({"stage1": len(stage1), "stage2": len(stage2), "valid_pairs": len(stage2) * len(cells),
                     "test": len(test), "test_pairs": len(test) * len(task.fold.test), "task": task})
