@@ -16,12 +16,15 @@ error). Nothing heavy is imported here: a command opens its line before it impor
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import sys
 import threading
 import time
-from typing import Callable
+from typing import Callable, ContextManager, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 CLEAR = "\r\x1b[K"
 TERMINAL_EVERY = 1.0  # seconds between redraws on a terminal
@@ -81,15 +84,17 @@ class StatusLine:
         width = shutil.get_terminal_size((100, 24)).columns if self.tty else 100
         return text if len(text) < width else text[:width - 2] + "…"
 
-    def write_line(self, text: str) -> None:
-        """Print ``text`` as a line of its own, above the status line when one is shown."""
+    def write_line(self, text: str, stream=None) -> None:
+        """Print ``text`` as a line of its own (on ``stream``, default the line's own), above the
+        status line when one is shown."""
         with self._lock:
             if self._shown:
                 self.stream.write(CLEAR)
-            self.stream.write(text + "\n")
+                self.stream.flush()
+            print(text, file=stream or self.stream, flush=True)
             if self._shown:
                 self.stream.write(self._fit(self.status()))
-            self.stream.flush()
+                self.stream.flush()
 
     def draw(self) -> None:
         with self._lock:
@@ -192,6 +197,12 @@ class Progress(StatusLine):
         if self.tty and self._shown:
             self.draw()
 
+    def counting(self, items: Iterable[T], units: Callable[[T], int] = lambda item: 1) -> Iterator[T]:
+        """``items`` passed through, each counted (``units(item)``) once the consumer is done with it."""
+        for item in items:
+            yield item
+            self.advance(units(item))
+
     def counted_seconds(self) -> float:
         """Seconds since the work began (0 before)."""
         with self._lock:
@@ -233,3 +244,9 @@ class Throttled:
         if phase != self._phase or now - self._sent_at >= self.seconds:
             self._sent_at, self._phase = now, phase
             self.send(done, total, phase)
+
+
+def line_for(progress: Progress | None, label: str) -> ContextManager[Progress]:
+    """The line a command's function draws on: the caller's ``progress`` (a command opens its line before
+    it imports torch), or a new one labelled ``label`` (the function called from Python)."""
+    return contextlib.nullcontext(progress) if progress is not None else Progress(label)

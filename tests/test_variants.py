@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from chromtune import progress
 from chromtune.cli.variants import main as variants_main
 from chromtune.data.dataset import Dataset, write_dataset
 from chromtune.data.encoding import one_hot
@@ -250,7 +252,8 @@ def plain_logits_all(model, ds: Dataset, genome: dict, bins: np.ndarray) -> np.n
 
 
 # -- the command -------------------------------------------------------------------------------
-def test_the_command_scores_own_and_new_cell_types_in_tsv_and_hdf5(setup, capsys):
+def test_the_command_scores_own_and_new_cell_types_in_tsv_and_hdf5(setup, capsys, monkeypatch):
+    monkeypatch.setattr(progress, "FIRST_LINE_AFTER", 0.0)  # the progress line at once, in this log
     d, ds = setup["dir"], setup["ds"]
     vcf = write_vcf(d / "v.vcf.gz", snv_rows(ds, "chr1", [1, 700, 5_999]) + snv_rows(ds, "chr2", [3_000])
                     + ["chr2\t100\tdel\tAC\tA\t.\t.\t.", "chr9\t5\tx\tA\tC\t.\t.\t."], gz=True)
@@ -260,6 +263,8 @@ def test_the_command_scores_own_and_new_cell_types_in_tsv_and_hdf5(setup, capsys
     code, out, err = cli(["--model", d / "best.pt", "--vcf", vcf, "--expression", d / "new.tsv", "--out",
                           d / "e.tsv"], capsys)
     assert code == 0, err
+    assert re.search(r"^variants \| \d:\d\d \| scoring \| 4/4 variants \| [\d.,]+ variants/s$", err, re.M), err
+    assert re.search(r"e\.tsv: 4 variants x \d+ cell types \(\d+ rows\); scored in \d:\d\d, [\d.,]+ variants/s", out)
     tsv = pd.read_csv(d / "e.tsv", sep="\t")
     cells = list(ds.cell_types) + ["newA", "newB"]
     assert len(tsv) == 4 * len(cells) and tsv["cell_type"].tolist()[:len(cells)] == cells
@@ -373,15 +378,18 @@ def test_a_ref_mismatch_is_counted_and_skipped_or_an_error_with_strict(setup, ca
     assert not (d / "s.tsv").exists()
 
 
-def test_ism_entries_are_the_single_variant_deltas_of_the_vcf_path(setup, capsys):
+def test_ism_entries_are_the_single_variant_deltas_of_the_vcf_path(setup, capsys, monkeypatch):
     """--ism: the (C, L, 4) matrices hold, for every base and alternative, what --vcf gives for that one SNV
     (its centred window), 0 at the reference base; the TSV holds the same Δ logits."""
     d, ds = setup["dir"], setup["ds"]
     cells = ["cell3", "cell0"]
     common = ["--model", d / "best.pt", "--cells", ",".join(cells), "--batch-size", 7]
+    monkeypatch.setattr(progress, "FIRST_LINE_AFTER", 0.0)  # the progress line at once, in this log
     for out in ("ism.h5", "ism.tsv"):
-        code, _, err = cli([*common, "--ism", "chr2:991-1,010", "--out", d / out], capsys)
+        code, printed, err = cli([*common, "--ism", "chr2:991-1,010", "--out", d / out], capsys)
         assert code == 0, err
+        assert re.search(r"^variants \| \d:\d\d \| scoring \| 60/60 variants", err.splitlines()[-1]), err  # 20 bases x 3
+        assert "20 bases x 4 x 2 cell types; scored in" in printed
     rows = [f"chr2\t{p}\t.\t{base(ds, 'chr2', p)}\t{alt}\t.\t.\t." for p in (991, 1_000, 1_010)
             for alt in "ACGT" if alt != base(ds, "chr2", p)]
     code, _, err = cli([*common, "--vcf", write_vcf(d / "three.vcf", rows), "--out", d / "three.tsv"], capsys)

@@ -100,11 +100,15 @@ def check_args(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
-    from chromtune.variants.run import write_variant_effects  # torch and h5py: only once the arguments are sound
+    from chromtune.progress import Progress
 
-    write_variant_effects(args.model, args.out, vcf=args.vcf, ism=args.ism, data=args.data, expression=args.expression,
-                          cells=args.cells, strict=args.strict, tracking_uri=args.tracking_uri,
-                          batch_size=args.batch_size, device=args.device)
+    with Progress("variants") as progress:  # open before torch is imported: the first line comes within 5 s
+        from chromtune.variants.run import write_variant_effects  # torch and h5py: once the arguments are sound
+
+        write_variant_effects(args.model, args.out, vcf=args.vcf, ism=args.ism, data=args.data,
+                              expression=args.expression, cells=args.cells, strict=args.strict,
+                              tracking_uri=args.tracking_uri, batch_size=args.batch_size, device=args.device,
+                              progress=progress)
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -13,7 +12,7 @@ import numpy as np
 from chromtune.atomic import check_output_file, check_output_folder
 from chromtune.errors import UserError, listing
 from chromtune.io.tracks import Bins, TrackWriter, file_stems, import_pybigwig, open_tracks
-from chromtune.progress import Progress, clock, rate_text
+from chromtune.progress import Progress, clock, line_for, rate_text
 from chromtune.predict.bins import bin_names, bins_in_regions, has_coordinates, sort_bins
 from chromtune.predict.expression import FILLS
 from chromtune.predict.predictor import Predictor, resolve_device
@@ -68,7 +67,7 @@ def predict_files(model: str, expression: str | os.PathLike, out: str | os.PathL
     The layout of the files is described in :mod:`chromtune.predict`. A progress line on stderr
     (``progress``, or one opened here) counts the bins; the closing lines give the rate and, with
     `bed`, each cell type's bins at p >= `threshold`."""
-    with contextlib.nullcontext(progress) if progress is not None else Progress("predict") as line:
+    with line_for(progress, "predict") as line:
         writer, summary = _predict_files(model, expression, out, data, regions, bed, bigwig, threshold, fill_missing,
                                          tracking_uri, batch_size, device, line)
     print(summary)  # after the progress line's last state

@@ -15,6 +15,7 @@ from chromtune.errors import UserError, listing
 from chromtune.io.vcf import read_vcf, variants_from_frame
 from chromtune.predict.expression import pick_cells
 from chromtune.predict.predictor import Predictor
+from chromtune.progress import Progress, clock, line_for, rate_text
 from chromtune.variants.effects import MEASURES, place_variants, score_blocks
 from chromtune.variants.ism import ism_region, ism_variants, write_ism
 from chromtune.variants.outputs import attributes, report, write_effects
@@ -37,27 +38,42 @@ def choose_cells(predictor: Predictor, expression_path, cells) -> tuple[np.ndarr
     return expression[keep], [names[k] for k in keep]
 
 
-def place(predictor: Predictor, variants, where: str, strict: bool, n_cells: int):
+def place(predictor: Predictor, variants, where: str, strict: bool, n_cells: int, progress: Progress | None = None):
     """The SNVs of `variants` placed on the predictor's data set (:func:`place_variants`), what was skipped
-    said on stderr, and the line saying what is scored with which model(s)."""
+    said on stderr, and the line saying what is scored with which model(s) (above ``progress``'s line)."""
     ds = predictor.dataset
     placed = place_variants(variants, ds, WindowIndex(ds), strict, where)
     report(placed, where)
-    print(f"{where}: {len(variants)} record(s), {len(placed.position)} SNV(s) scored in {n_cells} cell type(s) "
-          f"with {predictor.description}", file=sys.stderr)
+    text = (f"{where}: {len(variants)} record(s), {len(placed.position)} SNV(s) scored in {n_cells} cell type(s) "
+            f"with {predictor.description}")
+    if progress is not None:
+        progress.write_line(text)  # on stderr, above the line
+    else:
+        print(text, file=sys.stderr)
     torch.set_flush_denormal(True)
     return placed
 
 
 def write_variant_effects(model, out, *, vcf=None, ism: str | None = None, data=None, expression=None, cells=None,
                           strict: bool = False, tracking_uri: str | None = None, batch_size: int = 64,
-                          device: str = "auto") -> Path:
+                          device: str = "auto", progress: Progress | None = None) -> Path:
     """``chromtune variants``: the effects of the SNVs of `vcf` (or of every SNV of the region `ism`,
     ``CHROM:START-END``) in the chosen cell types, written to `out` (.tsv, .tsv.gz or .h5); returns `out`.
-    `model` is anything :meth:`Predictor.load` takes (a sweep run id: its fold ensemble)."""
+    `model` is anything :meth:`Predictor.load` takes (a sweep run id: its fold ensemble). A progress
+    line on stderr (``progress``, or one opened here) counts the variants scored."""
     if (vcf is None) == (ism is None):
         raise UserError("--vcf or --ism: give exactly one")
-    out = Path(out)
+    with line_for(progress, "variants") as line:
+        summary = _write_variant_effects(model, Path(out), vcf, ism, data, expression, cells, strict, tracking_uri,
+                                         batch_size, device, line)
+    print(summary)
+    return Path(out)
+
+
+def _write_variant_effects(model, out: Path, vcf, ism, data, expression, cells, strict, tracking_uri, batch_size,
+                           device, progress: Progress) -> str:
+    """:func:`write_variant_effects` under its progress line; the closing line."""
+    progress.update(phase="loading the model")
     variants = read_vcf(vcf) if vcf is not None else None
     predictor = Predictor.load(model, data, tracking_uri=tracking_uri, device=device)
     ds, members, note = predictor.dataset, predictor.members, predictor.description
@@ -68,17 +84,21 @@ def write_variant_effects(model, out, *, vcf=None, ism: str | None = None, data=
         variants = ism_variants(ds, *region)
     else:
         where = f"--vcf {vcf}"
-    placed = place(predictor, variants, where, strict, len(names))
+    progress.update(phase="placing the variants")
+    placed = place(predictor, variants, where, strict, len(names), progress)
     attrs = attributes(members, ds, {"ism": ism} if ism else {"vcf": str(vcf)}, placed, len(variants), note)
+    progress.begin(len(placed.position), "variants", phase="scoring")
+    blocks = progress.counting(score_blocks(members, ds, placed, values, batch_size, predictor.device,
+                                            bins=not ism), lambda block: len(block[2]))
     if ism:
-        blocks = score_blocks(members, ds, placed, values, batch_size, predictor.device, bins=False)
         write_ism(out, blocks, placed, names, ds, region, attrs)
-        print(f"{out}: {region[2] - region[1]:,} bases x 4 x {len(names)} cell types")
-        return out
-    blocks = score_blocks(members, ds, placed, values, batch_size, predictor.device)
-    rows = write_effects(out, blocks, placed, names, attrs)
-    print(f"{out}: {len(placed.position):,} variants x {len(names)} cell types ({rows:,} rows)")
-    return out
+        what = f"{region[2] - region[1]:,} bases x 4 x {len(names)} cell types"
+    else:
+        rows = write_effects(out, blocks, placed, names, attrs)
+        what = f"{len(placed.position):,} variants x {len(names)} cell types ({rows:,} rows)"
+    rate = progress.rate()
+    return (f"{out}: {what}; scored in {clock(progress.counted_seconds())}"
+            + (f", {rate_text(rate, 'variants')}" if rate else ""))
 
 
 def predict_variant_effects(variants, model, *, cells=None, expression=None, data=None, strict: bool = False,
