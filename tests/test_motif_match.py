@@ -9,7 +9,8 @@ import pytest
 import scipy.stats
 from memelite.io import write_meme
 
-from chromtune.data.demo import build_demo, load_motifs
+from chromtune.data.demo import build_demo
+from chromtune.data.demo_sequence import load_motifs
 from chromtune.errors import UserError
 from chromtune.interpret.motif_match import (MATCH_COLUMNS, benjamini_hochberg, match_motifs, match_rows,
                                              planted_motifs, trim_pattern)
