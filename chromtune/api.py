@@ -10,7 +10,7 @@ from pathlib import Path
 from chromtune.errors import UserError
 from chromtune.interpret.pipeline import interpret_cells
 from chromtune.predict.predictor import Predictor
-from chromtune.train.config import TrainConfig, size_defaults
+from chromtune.train.config import TrainConfig, config_values
 from chromtune.variants.run import predict_variant_effects
 
 __all__ = ["Predictor", "interpret_cells", "predict_variant_effects", "train_fold"]
@@ -37,13 +37,7 @@ def train_fold(out: str | os.PathLike, *, data: str | os.PathLike | None = None,
     if unknown:
         raise UserError(f"train_fold: unknown setting(s) {', '.join(unknown)}")
     out = Path(out).expanduser().absolute()
-    if data is None:
-        from chromtune.data.demo import demo_path
-
-        source = str(demo_path())
-    else:
-        source = str(Path(data).expanduser().absolute())
-    base = {**size_defaults(on_demo=data is None), "threads": int(cpus_per_worker), **settings, "data": source}
+    base = config_values(None if data is None else os.fspath(data), cpus_per_worker, **settings)
 
     def start():
         from chromtune.errors import handle_stop_signals

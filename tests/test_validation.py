@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from chromtune.cli.sweep import build_parser, main as sweep_main
+from chromtune.cli.sweep import main as sweep_main
 from chromtune.cli.train import main as train_main
 from chromtune.data.dataset import open_dataset, write_dataset
 from chromtune.data.demo import demo_path
@@ -19,6 +19,7 @@ from chromtune.data import validation
 from chromtune.data.validation import GROW_POSITIVES, check_held_out, grow_sample, positive_bins, positives
 from chromtune.errors import UserError, run_cli
 from chromtune.sweep.plan import plan_sweep
+from chromtune.sweep.settings import SweepSettings
 from chromtune.train import evaluate
 from chromtune.train.config import TrainConfig, size_defaults
 from chromtune.train.loop import FolderSession, run_loop
@@ -149,9 +150,7 @@ def test_train_stops_before_training_when_no_task_can_be_validated(tmp_path, cap
 def test_sweep_names_a_validation_cell_type_without_positives_before_training(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ds = random_dataset(n_cells=12, chrom_len=12_000, positive_rate=0.15)
-    args = build_parser().parse_args(["--data", write(tmp_path, ds, "good.h5"), "--folds", "3", "--storage", "r"])
-    args.arch, args.paradigm = "basset", "tune"
-    fold = plan_sweep(args).folds[1]
+    fold = plan_sweep(SweepSettings(arch="basset", data=write(tmp_path, ds, "good.h5"), folds=3, storage="r")).folds[1]
     empty = fold.valid[0]
     labels = np.asarray(ds.labels).copy()
     labels[:, empty] = 0
@@ -254,10 +253,8 @@ def test_a_stage_whose_trials_have_no_defined_metric_stops_in_one_line(tmp_path,
 
     monkeypatch.chdir(tmp_path)
     ds = random_dataset(n_cells=12, chrom_len=12_000, positive_rate=0.15)
-    args = build_parser().parse_args(["--data", write(tmp_path, ds, "good.h5"), "--folds", "3", "--smoke-test",
-                                      "--storage", "r", "--max-concurrent-trials", "1"])
-    args.arch, args.paradigm = "basset", "tune"
-    plan = plan_sweep(args)
+    plan = plan_sweep(SweepSettings(arch="basset", data=write(tmp_path, ds, "good.h5"), folds=3, smoke_test=True,
+                                    storage="r", max_concurrent_trials=1))
     labels = np.asarray(ds.labels).copy()
     labels[np.asarray(FoldTask.from_config(TrainConfig(**plan.base)).bins.valid)] = 0
     ds.labels = labels
