@@ -160,3 +160,72 @@ def test_the_resume_command_repeats_the_settings_the_sweep_runs_with():
     flags = command[command.index("--arch"):]  # after "chromtune sweep" or "python -m chromtune.sweep"
     assert settings_from_args(build_parser().parse_args(flags)) == [
         SweepSettings(**{**vars(s), "resume": True, "force": False}) for s in sweeps]
+
+
+def test_seeds_plan_one_cross_validation_per_seed(workdir):
+    """--seeds 0 1 2: one sweep per seed, each the sweep that --seed alone plans (its key, its folds)."""
+    sweeps = settings_from_args(build_parser().parse_args([*SMOKE, "--seeds", "0", "1", "2", "--paradigm", "tune",
+                                                           "freeze"]))
+    assert [(s.paradigm, s.seed) for s in sweeps] == [("tune", 0), ("tune", 1), ("tune", 2), ("freeze", 0),
+                                                      ("freeze", 1), ("freeze", 2)]
+    plans = [plan_sweep(s) for s in sweeps[:3]]
+    alone = plan_sweep(settings_from_args(build_parser().parse_args([*SMOKE, "--seed", "2"]))[0])
+    assert [p.key.rsplit("-", 2)[-2] for p in plans] == ["s0", "s1", "s2"]
+    assert plans[2].key == alone.key and plans[2].base == alone.base and plans[2].folds == alone.folds
+    assert plans[0].folds != plans[1].folds  # the folds are seeded
+    flags = command_flags(sweeps)
+    assert flags[flags.index("--seeds") + 1:flags.index("--seeds") + 4] == ["0", "1", "2"] and "--seed" not in flags
+    assert settings_from_args(build_parser().parse_args(flags)) == sweeps
+
+
+def summary(model: list[float], mean: list[float], weighted: list[float]):
+    from chromtune.sweep.summary import summary_table
+
+    return summary_table([{"fold": f, "model": {"auprc": m, "auroc": 0.5}, "mean_baseline": {"auprc": b, "auroc": 0.5},
+                           "weighted_mean_baseline": {"auprc": w, "auroc": 0.5}}
+                          for f, (m, b, w) in enumerate(zip(model, mean, weighted, strict=True))])
+
+
+def test_seeds_summary_gives_mean_and_sd_over_seeds_and_folds_beaten_at_each():
+    from chromtune.sweep.summary import seeds_text
+
+    tables = {0: summary([0.8, 0.7], [0.6, 0.6], [0.65, 0.75]),   # fold means 0.75 / 0.6 / 0.7; wins 1
+              1: summary([0.7, 0.7], [0.6, 0.6], [0.65, 0.65]),   # 0.7 / 0.6 / 0.65; wins 2
+              2: summary([0.6, 0.5], [0.6, 0.6], [0.65, 0.65])}   # 0.55 / 0.6 / 0.65; wins 0
+    text = seeds_text("basset tune+mean", tables)
+    model = np.array([0.75, 0.7, 0.55])
+    assert f"model {model.mean():.4f} +- {model.std(ddof=1):.4f}" in text and "mean 0.6000 +- 0.0000" in text
+    assert "over 3 seeds (0, 1, 2)" in text and "seed 0: 1 of 2, seed 1: 2 of 2, seed 2: 0 of 2" in text
+
+
+def test_seed_averaged_wilcoxon_counts_cell_types_not_repeats():
+    import pandas as pd
+
+    from chromtune.compare.statistics import paired_wilcoxon, seed_averaged_wilcoxon
+
+    rng = np.random.default_rng(0)
+    cells = [f"cell{c}" for c in range(8)]
+    effect = np.linspace(0.01, 0.08, 8)  # a's gain per cell type
+    rows = [{"seed": seed, "cell_type": cell, "b": base, "a": base + gain + rng.normal(0, 0.005)}
+            for seed in range(3) for cell, gain, base in zip(cells, effect, rng.uniform(0.3, 0.7, 8))]
+    values = pd.DataFrame(rows).set_index(["seed", "cell_type"])
+    result = seed_averaged_wilcoxon(values, "a", "b")
+    assert result["n"] == 8 and result["n_seeds"] == 3 and result["method"] == "exact"
+    assert result["p"] == pytest.approx(2 / 2 ** 8)  # every cell type's seed-mean gain is positive
+    assert result["mean_diff"] == pytest.approx((values["a"] - values["b"]).mean())
+    pooled = paired_wilcoxon(values["a"], values["b"])  # 24 repeats as if independent: a smaller, wrong p
+    assert pooled["n"] == 24 and pooled["p"] < result["p"]
+
+
+def test_the_sweep_summarises_its_seeds_with_those_finished_before(workdir, capsys):
+    """A seed finished by an earlier call (--resume) counts with its stored summary.csv."""
+    from chromtune.sweep.driver import print_seeds
+
+    plans = [plan_sweep(s) for s in settings_from_args(build_parser().parse_args([*SMOKE, "--seeds", "0", "1"]))]
+    plans[1].storage.write_text("summary.csv", summary([0.7, 0.7], [0.6, 0.6], [0.65, 0.65]).to_csv())
+    print_seeds(plans, {plans[0].key: summary([0.8, 0.7], [0.6, 0.6], [0.65, 0.75])})
+    out = capsys.readouterr().out
+    assert "basset tune+mean over 2 seeds (0, 1): mean test AUPRC model 0.7250 +- 0.0354" in out
+    assert "seed 0: 1 of 2, seed 1: 2 of 2" in out
+    print_seeds(plans[:1], {plans[0].key: summary([0.8, 0.7], [0.6, 0.6], [0.65, 0.75])})
+    assert capsys.readouterr().out == ""  # one seed: nothing to summarise

@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)")
     p.add_argument("--experiment", help="MLflow experiment (default: chromtune-<data set name>)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the folds, the searches and the training")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULTS.seeds), metavar="SEED",
+                   help="the whole cross-validation once per seed (instead of --seed): each seed is the sweep that "
+                        "--seed SEED runs (its own key, storage and MLflow sweep run); the closing summary gives "
+                        "test AUPRC as mean +- sd over the seeds and the folds beaten at each seed")
     add_evaluation_flags(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the sweep after a stop (Ctrl-C, a killed driver, a lost node): exactly the "
@@ -107,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def settings_from_args(args: argparse.Namespace) -> list[SweepSettings]:
     """One SweepSettings per (--arch, --paradigm) from the parsed flags."""
     values = {f.name: getattr(args, f.name) for f in fields(SweepSettings)}
+    values["seeds"] = tuple(args.seeds)
     return each_sweep(**values)
 
 

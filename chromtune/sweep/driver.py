@@ -9,6 +9,7 @@ the folds (one after another in this process, or several at once, each in a proc
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import shlex
@@ -28,7 +29,7 @@ from chromtune.sweep.plan import (DONE_MARKER, SweepPlan, check_storage, concurr
 from chromtune.sweep.settings import SweepSettings, command_flags
 from chromtune.sweep.progress import Progress, relay, say
 from chromtune.sweep.signals import EXIT_INTERRUPTED, STOP, Interrupted
-from chromtune.sweep.summary import FoldModel, closing_text, storage_bytes, summary_table
+from chromtune.sweep.summary import FoldModel, closing_text, seeds_text, storage_bytes, summary_table
 
 
 def sweep_command(sweeps: list[SweepSettings], resume: bool = False) -> str:
@@ -178,6 +179,20 @@ def _has_tabulate() -> bool:
     return importlib.util.find_spec("tabulate") is not None
 
 
+def print_seeds(plans: list[SweepPlan], tables: dict) -> None:
+    """For each sweep run at several seeds: its test AUPRC over the seeds and the folds beaten at
+    each (a seed that finished before this call: its stored summary)."""
+    groups: dict[str, dict[int, pd.DataFrame]] = {}
+    for plan in plans:
+        text = None if plan.key in tables else plan.storage.read_text("summary.csv")
+        table = tables.get(plan.key) if text is None else pd.read_csv(io.StringIO(text), index_col=0)
+        if table is not None:
+            groups.setdefault(plan.label, {})[plan.settings.seed] = table
+    for label, by_seed in groups.items():
+        if len(by_seed) > 1:
+            print(f"\n{seeds_text(label, by_seed)}", flush=True)
+
+
 def run_sweeps(sweeps: list[SweepSettings]) -> tuple[int, dict]:
     """Every sweep planned, then each run, then their comparison. Returns the exit status (130 after
     a stop, with one line saying how to continue) and each finished sweep's summary table by key."""
@@ -225,7 +240,8 @@ def run_sweeps(sweeps: list[SweepSettings]) -> tuple[int, dict]:
     finally:
         for lease in leases:
             lease.release()
-    if len(plans) > 1 and todo:
+    print_seeds(plans, tables)
+    if len({plan.label for plan in plans}) > 1 and todo:  # seeds of one sweep are summarised, not compared
         from chromtune.compare import run_compare
         from chromtune.compare.report import verdict_text
 

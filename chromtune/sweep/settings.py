@@ -23,6 +23,7 @@ class SweepSettings:
     folds: int = 5
     split: str = "kfold"
     seed: int = 0
+    seeds: tuple[int, ...] = ()  # several: the whole cross-validation once per seed, each a sweep of its own
     stage1_space: str = "stage1"
     stage2_space: str = "stage2"
     early_stopping: bool = True
@@ -53,6 +54,7 @@ class SweepSettings:
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
                 object.__setattr__(self, name, os.fspath(value))
+        object.__setattr__(self, "seeds", tuple(dict.fromkeys(self.seeds or ())))
 
 
 DEFAULTS = SweepSettings()
@@ -60,7 +62,8 @@ DEFAULTS = SweepSettings()
 
 def each_sweep(arch: str | Sequence[str] = DEFAULTS.arch, paradigm: str | Sequence[str] = DEFAULTS.paradigm,
                **values) -> list[SweepSettings]:
-    """One SweepSettings per (architecture, paradigm), in the order given, each named once."""
+    """One SweepSettings per (architecture, paradigm, seed), in the order given, each named once;
+    the seeds are ``seeds`` when given, else ``seed``."""
     known = {f.name for f in fields(SweepSettings)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -68,7 +71,8 @@ def each_sweep(arch: str | Sequence[str] = DEFAULTS.arch, paradigm: str | Sequen
     archs = [arch] if isinstance(arch, str) else list(arch)
     paradigms = [paradigm] if isinstance(paradigm, str) else list(paradigm)
     base = SweepSettings(**values)
-    return [replace(base, arch=a, paradigm=p) for a in dict.fromkeys(archs) for p in dict.fromkeys(paradigms)]
+    return [replace(base, arch=a, paradigm=p, seed=seed) for a in dict.fromkeys(archs) for p in dict.fromkeys(paradigms)
+            for seed in base.seeds or [base.seed]]
 
 
 def flag(name: str) -> str:
@@ -81,6 +85,8 @@ def command_flags(sweeps: list[SweepSettings]) -> list[str]:
     every setting that differs from its default."""
     out = []
     for f in fields(SweepSettings):
+        if f.name == "seed" and sweeps[0].seeds:
+            continue  # --seeds gives them
         if f.name in ("arch", "paradigm"):
             values = list(dict.fromkeys(getattr(s, f.name) for s in sweeps))
             if values != [f.default]:
@@ -93,6 +99,8 @@ def command_flags(sweeps: list[SweepSettings]) -> list[str]:
             out.append(flag(f.name) if value else "--no-" + flag(f.name)[2:])
         elif isinstance(value, bool):
             out.append(flag(f.name))
+        elif isinstance(value, tuple):
+            out += [flag(f.name), *map(str, value)]
         else:
             out += [flag(f.name), "all" if f.name in SAMPLE_SIZES and value == 0 else f"{value:g}"
                     if isinstance(value, float) else str(value)]

@@ -55,10 +55,26 @@ def _number(value) -> str:
 
 def wins_text(table: pd.DataFrame) -> str:
     """On how many folds the model beats both baselines in test AUPRC."""
+    return f"the model beats both baselines in test AUPRC on {_wins(table)} of {len(table) - 1} fold(s)"
+
+
+def seeds_text(label: str, tables: dict[int, pd.DataFrame]) -> str:
+    """The cross-validation repeated over seeds (``tables``: each seed's summary table): each result's
+    mean test AUPRC as mean +- sd over the seeds (the sd of the seeds' fold means, n - 1), and the
+    folds on which the model beats both baselines at each seed."""
+    means = pd.DataFrame({seed: table.loc["mean", [f"{n} AUPRC" for n in RESULT_NAMES]]
+                          for seed, table in tables.items()}).astype(float)
+    cells = [f"{SHORT[n]} {row.mean():.4f} +- {row.std(ddof=1) if len(row) > 1 else 0:.4f}"
+             for n, (_, row) in zip(RESULT_NAMES, means.iterrows())]
+    wins = [f"seed {seed}: {_wins(table)} of {len(table) - 1}" for seed, table in tables.items()]
+    return "\n".join([f"{label} over {len(tables)} seeds ({', '.join(map(str, tables))}): mean test AUPRC "
+                      + " | ".join(cells), "  folds where the model beats both baselines: " + ", ".join(wins)])
+
+
+def _wins(table: pd.DataFrame) -> int:
     folds = table.drop(index="mean")
-    wins = int(((folds["model AUPRC"] > folds["mean_baseline AUPRC"])
+    return int(((folds["model AUPRC"] > folds["mean_baseline AUPRC"])
                 & (folds["model AUPRC"] > folds["weighted_mean_baseline AUPRC"])).sum())
-    return f"the model beats both baselines in test AUPRC on {wins} of {len(folds)} fold(s)"
 
 
 def human_bytes(size: float) -> str:
