@@ -50,8 +50,14 @@ def left_text(seconds: float) -> str:
 
 
 def rate_text(per_second: float, unit: str) -> str:
-    """``195 bins/s``; two significant digits below 10 (``0.31 batches/s``)."""
-    return f"{per_second:,.0f} {unit}/s" if per_second >= 10 else f"{per_second:.2g} {unit}/s"
+    """``195 bins/s``, two significant digits below 10 (``3.1 batches/s``); below one a second, the
+    seconds each takes (``42 s each``)."""
+    if per_second >= 10:
+        return f"{per_second:,.0f} {unit}/s"
+    if per_second >= 1:
+        return f"{per_second:.2g} {unit}/s"
+    seconds = 1 / per_second
+    return f"{seconds:.1f} s each" if seconds < 10 else f"{seconds:,.0f} s each"
 
 
 class StatusLine:

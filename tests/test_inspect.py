@@ -150,5 +150,5 @@ def test_verification_shows_its_progress_in_a_log(tmp_path, capsys, monkeypatch)
     assert code == 0 and json.loads(out)["checksums"]["status"] == "verified"
     lines = err.splitlines()
     assert lines and all(line.startswith(f"inspect {tmp_path / 'd.h5'} | ") for line in lines)
-    last = re.fullmatch(r".* \| summarising \| ([\d,]+)/([\d,]+) kB \| [\d,.]+ kB/s", lines[-1])
+    last = re.fullmatch(r".* \| summarising \| ([\d,]+)/([\d,]+) kB \| (?:[\d,.]+ kB/s|[\d.,]+ s each)", lines[-1])
     assert last and last[1] == last[2] and int(last[2].replace(",", "")) >= 3_000  # the genome's 3 MB, at least

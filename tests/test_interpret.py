@@ -7,6 +7,7 @@ planted motifs are discovered and each one's activity follows its driver TF's ex
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -18,6 +19,7 @@ import torch
 from memelite.io import write_meme
 from modiscolite import core
 
+from chromtune import progress
 from chromtune.data.dataset import open_dataset, write_dataset
 from chromtune.data.demo import demo_path
 from chromtune.cli.interpret import main as interpret_main
@@ -196,7 +198,8 @@ def test_cli_writes_every_output_and_logs_them_under_the_fold_run(setup, capsys)
     assert f"logged to MLflow run {children[0].info.run_id}" in out
 
 
-def test_cli_on_new_cell_types_from_an_expression_table(setup, capsys):
+def test_cli_on_new_cell_types_from_an_expression_table(setup, capsys, monkeypatch):
+    monkeypatch.setattr(progress, "FIRST_LINE_AFTER", 0.0)  # the progress line at once, in this log
     d, ds = setup["dir"], setup["ds"]
     table = pd.DataFrame(np.random.default_rng(2).gamma(1.0, 20.0, (N_GENES, 3)), index=ds.genes,
                          columns=["newA", "newB", "newC"])
@@ -217,6 +220,8 @@ def test_cli_on_new_cell_types_from_an_expression_table(setup, capsys):
     mean = mean_accessibility(ds.labels, np.arange(6))
     assert (predict_accessibility(model, ds, expression[[2]], bins, mean) >= 0.5).all()
     assert not (d / "out" / "tsne.png").exists() and "t-SNE needs at least 5" in err
+    lines = err.splitlines()  # the progress line: when the command began, and its last state
+    assert lines[0].startswith("interpret | 0:0") and re.fullmatch(r"interpret \| .* \| 2/2 cell types( \| .*)?", lines[-1])
 
 
 @pytest.mark.parametrize("case", ["unknown genes", "nan expression", "unknown cells", "other gene list",

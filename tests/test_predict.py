@@ -209,7 +209,7 @@ def test_cli_writes_hdf5_bed_and_bigwig_that_agree_with_the_fast_path(setup, cap
                           "--batch-size", "16", "--device", "cpu"], capsys)
     assert code == 0, err
     assert f"{ds.n_bins:,} bins x 3 cell types" in out
-    assert re.search(r"; predicted in \d+:\d\d, [\d.,]+ bins/s\n", out)  # the rate (issue 22: predict reports it)
+    assert re.search(r"; predicted in \d+:\d\d, (?:[\d.,]+ bins/s|[\d.,]+ s each)\n", out)  # the rate (issue 22: predict reports it)
     with h5py.File(d / "p.h5") as f:
         probabilities = f["probabilities"][()]
         assert probabilities.dtype == np.float16 and probabilities.shape == (ds.n_bins, 3)
@@ -481,7 +481,7 @@ def test_bed_counts_each_cell_types_bins_and_warns_when_none_passes(setup, capsy
     assert f"(highest p: {', '.join(highest)})" in warning[0]
     shown = [line for line in lines if line not in warning]
     assert shown and all(line.startswith("predict | ") for line in shown)  # the progress line, in a log
-    assert re.fullmatch(rf"predict \| \d:\d\d \| writing the files \| {ds.n_bins}/{ds.n_bins} bins \| [\d.,]+ bins/s",
+    assert re.fullmatch(rf"predict \| \d:\d\d \| writing the files \| {ds.n_bins}/{ds.n_bins} bins \| (?:[\d.,]+ bins/s|[\d.,]+ s each)",
                         shown[-1])
 
 

@@ -41,7 +41,7 @@ def test_a_resumed_count_leaves_earlier_work_out_of_the_rate():
     progress.update(done=100, total=400, phase="epoch 2/4", unit="batches")  # epoch 1 ran before the resume
     clock.t += 50
     progress.update(done=110)
-    assert progress.status() == ("train stage 1 fold 0 | 0:50 | epoch 2/4 | 110/400 batches | 0.2 batches/s | "
+    assert progress.status() == ("train stage 1 fold 0 | 0:50 | epoch 2/4 | 110/400 batches | 5.0 s each | "
                                  "about 24 min left")
     progress.update(done=200, total=999, phase="epoch 3/4")  # a later total changes nothing
     assert progress.total == 400 and "epoch 3/4 | 200/400 batches" in progress.status()
@@ -50,8 +50,8 @@ def test_a_resumed_count_leaves_earlier_work_out_of_the_rate():
 def test_estimates_read_as_people_say_them():
     assert [left_text(s) for s in (3, 41, 70, 600, 7200)] == [
         "about 10 s left", "about 50 s left", "about 1 min left", "about 10 min left", "about 2.0 h left"]
-    assert [rate_text(r, "bins") for r in (0.0312, 3.14159, 12.5, 43_210.4)] == [
-        "0.031 bins/s", "3.1 bins/s", "12 bins/s", "43,210 bins/s"]
+    assert [rate_text(r, "bins") for r in (0.0123, 0.3125, 3.14159, 12.5, 43_210.4)] == [
+        "81 s each", "3.2 s each", "3.1 bins/s", "12 bins/s", "43,210 bins/s"]
 
 
 def test_a_log_gets_a_line_5_s_after_the_start_then_every_30_s_and_at_the_end():

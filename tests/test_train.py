@@ -285,5 +285,5 @@ def test_progress_in_a_pipe_is_a_plain_line_every_30_s_and_at_the_end(data_file,
     lines = err.splitlines()
     assert lines and all(line.startswith("train stage 1 fold 0 | ") for line in lines)
     assert len(lines) == 2 and lines[0].endswith(" | starting")  # the command began: its first line
-    assert re.fullmatch(r"train stage 1 fold 0 \| \d:\d\d \| finished \| 6/6 batches \| [\d.]+ batches/s", lines[-1])
+    assert re.fullmatch(r"train stage 1 fold 0 \| \d:\d\d \| finished \| 6/6 batches \| (?:[\d.]+ batches/s|[\d.,]+ s each)", lines[-1])
     assert "\r" not in err and json.loads(out)["best_valid_auprc"] > 0

@@ -129,12 +129,16 @@ def check_args(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
-    from chromtune.interpret.pipeline import interpret_cells  # torch, pandas, h5py: only once the arguments are sound
+    from chromtune.progress import Progress
 
-    interpret_cells(args.model, args.out, data=args.data, expression=args.expression, cells=args.cells,
-                    motifs=args.motifs, regions=args.regions, max_bins=args.max_bins,
-                    max_instances=args.max_instances, window=args.window, steps=args.steps, seed=args.seed,
-                    tracking_uri=args.tracking_uri, batch_size=args.batch_size, device=args.device)
+    with Progress("interpret") as progress:  # open before torch is imported: the first line comes within 5 s
+        from chromtune.interpret.pipeline import interpret_cells  # torch, pandas, h5py: once the arguments are sound
+
+        interpret_cells(args.model, args.out, data=args.data, expression=args.expression, cells=args.cells,
+                        motifs=args.motifs, regions=args.regions, max_bins=args.max_bins,
+                        max_instances=args.max_instances, window=args.window, steps=args.steps, seed=args.seed,
+                        tracking_uri=args.tracking_uri, batch_size=args.batch_size, device=args.device,
+                        progress=progress)
     return 0
 
 

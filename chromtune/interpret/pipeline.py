@@ -19,6 +19,7 @@ import torch
 from chromtune.atomic import atomic_path
 from chromtune.data.dataset import Dataset
 from chromtune.errors import UserError
+from chromtune.progress import Progress, line_for
 from chromtune.interpret.activity import (instance_loci, motif_activity, motif_base, motif_label, pearson_columns,
                                           plot_correlation)
 from chromtune.interpret.attribution import hypothetical_contributions
@@ -154,6 +155,7 @@ class Setting:
     device: torch.device
     batch_size: int
     steps: int                      # points on the path from the uniform background (1: plain gradient x input)
+    progress: Progress              # the command's line: the cell types done, the step running
 
 
 def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int, rng: np.random.Generator,
@@ -163,6 +165,7 @@ def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int
     if s.columns is not None:
         accessible = s.ds.labels[np.ix_(s.candidates, s.columns)] == 1
     else:
+        s.progress.update(phase="predicting the new cell types' accessible bins")
         specific = np.isin(s.candidates, s.candidates[fraction[s.candidates] < SPECIFIC_FRACTION])
         accessible = np.zeros((len(s.candidates), len(s.cells)), dtype=bool)
         accessible[specific] = predict_accessibility(s.model, s.ds, s.expression, s.candidates[specific], s.mean,
@@ -170,7 +173,9 @@ def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int
     chosen = select_bins(accessible, fraction, s.candidates, max_bins, rng)
     stems = file_stems(s.cells, "--cells")
     written, hyps, one_hots, records, per_cell = [], [], [], [], []
-    for j, (cell, bins) in enumerate(zip(s.cells, chosen)):
+    s.progress.begin(len(s.cells), "cell types")
+    for j, (cell, bins) in s.progress.counting(enumerate(zip(s.cells, chosen))):
+        s.progress.update(phase=f"{cell}: contributions of {len(bins)} bins")
         hyp = hypothetical_contributions(s.model, s.ds, bins, s.expression[j:j + 1], s.mean, s.batch_size, s.device,
                                          s.steps)
         hyp = np.ascontiguousarray(hyp[:, 0, :, s.window_start:s.window_start + s.window].transpose(0, 2, 1))
@@ -178,10 +183,11 @@ def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int
         hyps.append(hyp)
         one_hots.append(oh)
         if len(bins) < MIN_MODISCO_BINS:
-            print(f"chromtune: note: {cell}: {len(bins)} specific accessible bins, too few for TF-MoDISco; skipped",
-                  file=sys.stderr)
+            s.progress.write_line(f"chromtune: note: {cell}: {len(bins)} specific accessible bins, too few for "
+                                  "TF-MoDISco; skipped")
             per_cell.append((cell, len(bins), 0, 0, f"skipped: fewer than {MIN_MODISCO_BINS} bins"))
             continue
+        s.progress.update(phase=f"{cell}: TF-MoDISco")
         pos, neg = run_modisco(modisco, oh, hyp)
         per_cell.append((cell, len(bins), len(pos), len(neg), "" if pos or neg else NO_PATTERN))
         path = out / "modisco" / f"{stems[j]}.h5"
@@ -189,8 +195,8 @@ def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int
             modisco.io.save_hdf5(str(tmp), pos or None, neg or None, s.window)
         written.append(path)
         records += pattern_records(cell, bins, s.window_start, {"pos_patterns": pos, "neg_patterns": neg})
-        print(f"{cell}: {len(bins)} bins, " + (f"{len(pos)} positive and {len(neg)} negative patterns" if pos or neg
-                                                else NO_PATTERN), flush=True)
+        s.progress.write_line(f"{cell}: {len(bins)} bins, " + (f"{len(pos)} positive and {len(neg)} negative patterns"
+                                                               if pos or neg else NO_PATTERN), sys.stdout)
     write_contributions(out / "contributions.h5", s.cells, chosen, hyps, one_hots,
                         dict(model=s.meta["checkpoint"], data=str(s.ds.path), window_start=s.window_start,
                              window=s.window, context=s.ds.context,
@@ -199,6 +205,7 @@ def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int
     write_table(out / "cell_types.tsv", pd.DataFrame(per_cell, columns=[
         "cell_type", "n_bins", "n_positive_patterns", "n_negative_patterns", "note"]))
     written.append(out / "cell_types.tsv")
+    s.progress.update(phase="matching the patterns (Tomtom)")
     match = match_motifs([r["query"] for r in records], database)
     for r, row in zip(records, match_rows(match, list(database), MATCH_Q)):
         r.update(row)
@@ -207,9 +214,9 @@ def discover(s: Setting, modisco, database: dict[str, np.ndarray], max_bins: int
     written.append(out / "motifs.tsv")
     bias = [r for r in records if r["best_is_bias"]]
     if bias:
-        print(f"{len(bias)} of {len(records)} patterns look most like a sequencing-bias motif "
-              f"({', '.join(sorted({r['best_match'] for r in bias}))}): motifs.tsv gives each one's best TF match "
-              "(best_tf_match); they are left out of motif activity", flush=True)
+        s.progress.write_line(f"{len(bias)} of {len(records)} patterns look most like a sequencing-bias motif "
+                              f"({', '.join(sorted({r['best_match'] for r in bias}))}): motifs.tsv gives each one's "
+                              "best TF match (best_tf_match); they are left out of motif activity", sys.stdout)
     return records, written
 
 
@@ -220,6 +227,7 @@ def relate(s: Setting, records: list[dict], own: dict[str, list[str]], max_insta
     labels, genes, written = list(loci), list(s.meta["genes"]), []
     corr = None
     if labels:
+        s.progress.update(phase="motif activity")
         activity = motif_activity(s.model, s.ds, loci, s.expression, s.mean, s.batch_size, s.device, s.steps)
         write_table(out / "motif_activity.tsv",
                     pd.DataFrame(activity, index=labels, columns=s.cells).rename_axis("motif"), index=True)
@@ -232,8 +240,8 @@ def relate(s: Setting, records: list[dict], own: dict[str, list[str]], max_insta
                              out / "motif_tf_correlation.png")
             written += [out / "motif_tf_correlation.tsv", out / "motif_tf_correlation.png"]
         else:
-            print("chromtune: note: fewer than 3 cell types; no correlation of motif activity with expression",
-                  file=sys.stderr)
+            s.progress.write_line("chromtune: note: fewer than 3 cell types; no correlation of motif activity with "
+                                  "expression")
     rows = []
     for m, label in enumerate(labels):
         mine = [r for r in records if r["motif"] and motif_label(r["motif"], r["sign"]) == label]
@@ -252,8 +260,9 @@ def relate(s: Setting, records: list[dict], own: dict[str, list[str]], max_insta
 def embed(s: Setting, seed: int, rng: np.random.Generator, out: Path) -> list[Path]:
     """Step 6: tsne.png, predicted accessibility beside expression (needs MIN_TSNE_CELLS cell types)."""
     if len(s.cells) < MIN_TSNE_CELLS:
-        print(f"chromtune: note: {len(s.cells)} cell types; t-SNE needs at least {MIN_TSNE_CELLS}", file=sys.stderr)
+        s.progress.write_line(f"chromtune: note: {len(s.cells)} cell types; t-SNE needs at least {MIN_TSNE_CELLS}")
         return []
+    s.progress.update(phase="t-SNE")
     sample = np.sort(rng.choice(s.candidates, min(TSNE_BINS, len(s.candidates)), replace=False))
     predicted = predict_accessibility(s.model, s.ds, s.expression, sample, s.mean, device=s.device)
     lineage = s.ds.truth.get("cell_lineage")
@@ -266,16 +275,26 @@ def embed(s: Setting, seed: int, rng: np.random.Generator, out: Path) -> list[Pa
 
 def interpret_cells(model, out, *, data=None, expression=None, cells=None, motifs=None, regions=None,
                     max_bins: int = 500, max_instances: int = 200, window: int | None = None, steps: int = 8, seed: int = 0,
-                    tracking_uri: str | None = None, batch_size: int = 64, device: str = "auto") -> Path:
+                    tracking_uri: str | None = None, batch_size: int = 64, device: str = "auto",
+                    progress: Progress | None = None) -> Path:
     """``chromtune interpret``: every step and output of :mod:`chromtune.cli.interpret` into the folder `out`
     for the cell types `cells` (names, comma-separated or a list; default all) of the data set or of the
     expression table `expression`; `model` is one model (a checkpoint, run folder or fold run id).
-    Returns `out`."""
-    out = Path(out)
+    A progress line on stderr (``progress``, or one opened here) counts the cell types and names the
+    step running. Returns `out`."""
+    with line_for(progress, "interpret") as line:
+        return _interpret(model, Path(out), data, expression, cells, motifs, regions, max_bins, max_instances, window,
+                          steps, seed, tracking_uri, batch_size, device, line)
+
+
+def _interpret(model, out: Path, data, expression, cells, motifs, regions, max_bins, max_instances, window, steps,
+               seed, tracking_uri, batch_size, device, progress: Progress) -> Path:
+    """:func:`interpret_cells` under its progress line."""
     shortest = MODISCO_OPTIONS["sliding_window_size"] + 2 * MODISCO_OPTIONS["flank_size"]
     if window is not None and window < shortest:
         raise UserError(f"--window {window}: must be >= {shortest} bp (TF-MoDISco's seqlet window and flanks)")
     modisco = require_extras()
+    progress.update(phase="loading the model")
     predictor = Predictor.load(model, data, tracking_uri=tracking_uri, device=device, ensemble=False)
     ds, member = predictor.dataset, predictor.members[0]
     meta = member.meta
@@ -284,7 +303,7 @@ def interpret_cells(model, out, *, data=None, expression=None, cells=None, motif
     candidates = bins_in_regions(ds, regions) if regions is not None else np.arange(ds.n_bins)
     window = min(window or ds.bin_size, ds.context)
     setting = Setting(member.model, meta, ds, values, names, columns, member.mean, candidates,
-                      (ds.context - window) // 2, window, predictor.device, batch_size, steps)
+                      (ds.context - window) // 2, window, predictor.device, batch_size, steps, progress)
     torch.set_flush_denormal(True)
     rng = np.random.default_rng(seed)
     own = drivers if drivers is not None else motif_genes(list(database), list(meta["genes"]))
@@ -294,8 +313,8 @@ def interpret_cells(model, out, *, data=None, expression=None, cells=None, motif
     written += more + embed(setting, seed, rng, out)
 
     found = {r["motif"] for r in records if r["motif"]}
-    print(f"{len(records)} patterns in {len(names)} cell types; {len(found)} of {len(database)} database motifs "
-          f"matched (Tomtom q < {MATCH_Q}); outputs in {out}")
+    progress.write_line(f"{len(records)} patterns in {len(names)} cell types; {len(found)} of {len(database)} database "
+                        f"motifs matched (Tomtom q < {MATCH_Q}); outputs in {out}", sys.stdout)
     if meta.get("run_id"):
         params = {"model": meta["checkpoint"], "data": str(ds.path), "cells": ",".join(names),
                   "expression": named(expression), "motifs": str(motifs or "planted"),
@@ -305,6 +324,7 @@ def interpret_cells(model, out, *, data=None, expression=None, cells=None, motif
                    "n_bias_patterns": sum(r["best_is_bias"] for r in records),
                    "n_database_motifs": len(database), "n_motifs_matched": len(found),
                    "fraction_motifs_matched": len(found) / len(database)}
+        progress.update(phase="logging to MLflow")
         child = log_to_mlflow(meta["run_id"], tracking_uri, out, written, params, metrics)
-        print(f"logged to MLflow run {child} (nested under {meta['run_id']})")
+        progress.write_line(f"logged to MLflow run {child} (nested under {meta['run_id']})", sys.stdout)
     return out
