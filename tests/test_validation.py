@@ -244,35 +244,45 @@ def local_ray():
 
 @pytest.mark.slow
 def test_a_stage_whose_trials_have_no_defined_metric_stops_in_one_line(tmp_path, capfd, monkeypatch, local_ray):
-    """A real Tune stage (the smoke space's two trials, Tune's retries, ASHA and Optuna) on a data set
-    whose held-out blocks hold no positive at all. The plan would refuse it, so the plan is made on a
-    good data set and the stage then given the bad one: each trial fails before training with the
-    reason, and the stage stops with one line instead of selecting -inf."""
-    from chromtune.sweep.stage import run_stage
+    """Real Tune stages (the smoke space's two trials, Tune's retries, ASHA and Optuna), two folds at
+    once in processes of their own, on a data set whose held-out blocks hold no positive at all. The
+    plan would refuse it, so the plan is made on a good data set and the folds then given the bad
+    one: each trial fails before training with the reason, each fold's stage 1 stops instead of
+    selecting -inf, and the driver says both in one line."""
+    from chromtune.sweep.driver import run_folds
+    from chromtune.sweep.progress import Progress
     from chromtune.tracking import Tracker, prepare_store
 
     monkeypatch.chdir(tmp_path)
     ds = random_dataset(n_cells=12, chrom_len=12_000, positive_rate=0.15)
-    plan = plan_sweep(SweepSettings(arch="basset", data=write(tmp_path, ds, "good.h5"), folds=3, smoke_test=True,
-                                    storage="r", max_concurrent_trials=1))
+    plan = plan_sweep(SweepSettings(arch="basset", data=write(tmp_path, ds, "good.h5"), folds=2, smoke_test=True,
+                                    storage="r", max_concurrent_trials=1, concurrent_folds=2))
     labels = np.asarray(ds.labels).copy()
     labels[np.asarray(FoldTask.from_config(TrainConfig(**plan.base)).bins.valid)] = 0
     ds.labels = labels
     plan.base["data"] = write(tmp_path, ds, "bad.h5")
     prepare_store(plan.tracking_uri)
     plan.storage.fs.create_dir(plan.storage.root, recursive=True)
-    tracker = Tracker(plan.tracking_uri, plan.experiment, plan.key)
-    parent = tracker.hierarchy_run(plan.key, "sweep", None, {"chromtune.level": "sweep"})
+    sweep_run = Tracker(plan.tracking_uri, plan.experiment, plan.key).hierarchy_run(
+        plan.key, "sweep", None, {"chromtune.level": "sweep"})
+    progress = Progress(2, {stage: space.num_samples for stage, space in plan.spaces.items()}, plan.label)
     capfd.readouterr()
-    code = run_cli(lambda _argv: run_stage(plan, tracker, 0, 1, parent, None), [])
+
+    def main(_argv):
+        with progress:
+            run_folds(plan, sweep_run, progress)
+    code = run_cli(main, [])
     out, err = capfd.readouterr()
     errors = [line for line in err.splitlines() if line.startswith("chromtune: error:")]
     assert code == 2 and len(errors) == 1, err
-    assert errors[0].startswith("chromtune: error: fold 0 stage 1: no trial to select (2 of 2 trials failed): "
-                                "the validation metric is undefined: no task"), errors[0]
-    for text in ("RuntimeWarning", "is not acceptable", "-inf", "selected"):
+    parts = errors[0].removeprefix("chromtune: error: ").split("; ")
+    assert len(parts) == 2, errors[0]
+    for fold, part in enumerate(parts):
+        assert part.startswith(f"fold {fold} stage 1: no trial to select (2 of 2 trials failed): the validation "
+                               "metric is undefined: no task"), part
+        assert not plan.storage.exists(f"fold{fold}-stage1.json")  # nothing selected
+    for text in ("RuntimeWarning", "is not acceptable", "-inf", "selected", "Traceback"):
         assert text not in out + err, text
-    assert not plan.storage.exists("fold0-stage1.json")  # nothing selected
 
 
 def test_the_per_fraction_tables_leave_out_cell_types_without_positives_streamed_or_not():
@@ -291,3 +301,48 @@ def test_the_per_fraction_tables_leave_out_cell_types_without_positives_streamed
         assert [b["n_pairs"] for b in result["binned"]] == [b["n_pairs"] for b in without["binned"]]
         got, want = [b["auprc"] for b in result["binned"]], [b["auprc"] for b in without["binned"]]
         assert len(got) == 10 and got == pytest.approx(want, abs=5e-3, nan_ok=True)
+
+
+def test_a_stage_2_sample_grows_with_positives_of_a_validation_cell_type(tmp_path):
+    ds = random_dataset(n_cells=12, chrom_len=12_000, positive_rate=0.15)
+    cfg = TrainConfig(data=write(tmp_path, ds, "good.h5"), stage=2, init="x", valid_pairs=60, **FAST)
+    task = FoldTask.from_config(cfg)
+    drawn = evaluate.validation_sample(task, cfg)[0]
+    cell = task.fold.valid[0]
+    outside = np.setdiff1d(np.asarray(task.bins.fit), drawn)
+    labels = np.asarray(ds.labels).copy()
+    labels[:, cell] = 0
+    labels[outside[::7][:GROW_POSITIVES + 5], cell] = 1
+    ds.labels = labels
+    cfg = TrainConfig(data=write(tmp_path, ds, "sparse.h5"), stage=2, init="x", valid_pairs=60, **FAST)
+    task = FoldTask.from_config(cfg)
+    bins, cells, added = evaluate.validation_sample(task, cfg)
+    assert added == {cell: GROW_POSITIVES} and len(bins) == len(drawn) + GROW_POSITIVES
+    assert np.isin(drawn, bins).all() and np.isin(bins, task.bins.fit).all()
+    assert positives(task.dataset.labels, bins, cells).min() > 0
+
+
+def test_tunes_report_of_a_trial_failed_by_a_user_error_is_one_line():
+    import logging
+
+    from chromtune.sweep.signals import quiet_libraries
+
+    quiet_libraries()
+    logger = logging.getLogger("ray.tune.execution.tune_controller")  # Ray's loggers do not propagate
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        for cause in (evaluate.UndefinedMetric("fold 0 stage 1: the validation metric is undefined"),
+                      ValueError("bug")):
+            try:
+                raise RuntimeError("the trial's task failed") from cause
+            except RuntimeError as err:
+                logger.error("Trial task failed for trial t1", exc_info=err)
+    finally:
+        logger.removeHandler(handler)
+    user, other = records
+    assert user.getMessage() == ("Trial task failed for trial t1: fold 0 stage 1: the validation metric is "
+                                 "undefined") and user.exc_info is None
+    assert other.getMessage() == "Trial task failed for trial t1" and other.exc_info[1].__cause__.args == ("bug",)

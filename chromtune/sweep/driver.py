@@ -22,6 +22,7 @@ import pandas as pd
 
 from chromtune.atomic import write_text
 from chromtune.data.folds import roles_table
+from chromtune.errors import UserError
 from chromtune.sweep.fold import RESULT_NAMES, fold_process, run_fold, share_data_file
 from chromtune.sweep.lease import Lease
 from chromtune.sweep.plan import (DONE_MARKER, SweepPlan, check_storage, concurrent_folds, is_finished, plan_sweep,
@@ -81,6 +82,8 @@ def run_folds(plan: SweepPlan, sweep_run: str, progress: Progress) -> list[dict]
     finally:
         events.put(None)  # after every fold process has ended: their events are all in the queue
         reader.join(timeout=10)
+    if failed and all(fold in progress.errors for fold in failed):
+        raise UserError("; ".join(progress.errors[fold] for fold in sorted(failed)))
     if failed:
         raise RuntimeError(f"fold(s) {', '.join(map(str, failed))} failed; see their lines above")
     if stopped or waiting:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from chromtune.errors import user_error_in
 from chromtune.models.flat_input import FlatInputModel
 from chromtune.io.storage import fetch
 from chromtune.sweep.plan import SweepPlan
@@ -160,6 +161,12 @@ def fold_process(plan: SweepPlan, fold: int, sweep_run: str, address: str, drive
         run_fold(plan, fold, sweep_run)
     except Interrupted:  # the driver prints the one line
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as err:  # bad input, or a stage with nothing to select: the driver's one error line
+        found = user_error_in(err)
+        if found is None:
+            raise
+        emit(("error", fold, str(found)))
+        sys.exit(2)
 
 
 def _die_with(driver_pid: int) -> None:

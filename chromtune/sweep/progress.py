@@ -71,6 +71,7 @@ class Progress(StatusLine):
         self.folds, self.stage_trials, self.label = folds, dict(stage_trials), label
         self.first_start: float | None = None  # the first trial started in this run
         self.folds_done: set[int] = set()
+        self.errors: dict[int, str] = {}  # fold -> the one-line error (a UserError) that stopped its process
         self.stages_done: set[tuple[int, int]] = set()
         self.finished: dict[tuple[int, int], set[str]] = {}
         self.running: set[tuple[int, int, str]] = set()
@@ -99,6 +100,8 @@ class Progress(StatusLine):
             elif kind == "stage_done":
                 self.stages_done.add(tuple(rest))
                 self.running = {key for key in self.running if key[:2] != tuple(rest)}
+            elif kind == "error":
+                self.errors[rest[0]] = rest[1]
             elif kind == "fold_done" and rest[0] not in self.folds_done:  # a resumed sweep re-announces its done folds
                 self.folds_done.add(rest[0])
                 if not self.tty:  # a log also gets the line at each fold's end, however short the fold

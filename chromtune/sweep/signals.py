@@ -23,6 +23,8 @@ from typing import Callable
 
 from ray import tune
 
+from chromtune.errors import user_error_in
+
 EXIT_INTERRUPTED = 130
 
 
@@ -103,6 +105,18 @@ class _Hide(logging.Filter):
         return not any(text in record.getMessage() for text in self.texts)
 
 
+class _UserErrorsInOneLine(logging.Filter):
+    """Tune's report of a failed trial in one line when a UserError failed it (bad input, an undefined
+    metric: its message says all); any other failure keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = user_error_in(record.exc_info[1]) if record.exc_info and record.exc_info[1] else None
+        if found is not None:
+            record.msg, record.args = f"{record.getMessage()}: {found}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 # Tune's own stop notes name ``Tuner.restore(...)``, the wrong instruction for this tool (``--resume``
 # is the right one, and the sweep prints it).
 TUNE_STOP_HINTS = ("Stop signal received", "Tuner.restore", "Trials did not complete", "Failed to fetch metrics")
@@ -133,3 +147,4 @@ def quiet_libraries() -> None:
     # "The `on_step_begin` operation took 0.6 s, which may be a performance bottleneck": the
     # driver's MLflow logging on a busy machine, not something a user can act on.
     logging.getLogger("ray.tune.utils.util").addFilter(_Hide("may be a performance bottleneck"))
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_UserErrorsInOneLine())
