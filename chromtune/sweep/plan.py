@@ -56,9 +56,9 @@ class SweepPlan:
 def plan_sweep(settings: SweepSettings) -> SweepPlan:
     """Validate every setting and file before Ray or MLflow start."""
     from chromtune.data.folds import plan_folds
-    from chromtune.data.validation import check_held_out
     from chromtune.tracking import resolve_tracking_uri
-    from chromtune.train.task import bin_split, load_dataset
+    from chromtune.train.evaluate import validation_lines
+    from chromtune.train.task import load_dataset
 
     s = settings
     if s.arch not in ARCHITECTURES:
@@ -95,8 +95,10 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
                          seed=s.seed, width=s.width, paradigm=s.paradigm, with_mean=s.with_mean,
                          mean_feature=s.mean_feature, eval_every=s.eval_every, valid_bins=s.valid_bins,
                          valid_pairs=s.valid_pairs, test_every=s.test_every, test_max_pairs=s.test_max_pairs)
-    cfg = TrainConfig(**base)  # a bad setting is one line now, not a failed trial later
-    for line in check_held_out(dataset, folds, bin_split(cfg, dataset)):  # a fold that cannot validate: now
+    TrainConfig(**base)  # a bad setting is one line now, not a failed trial later
+    stages = [TrainConfig.from_dict({**base, **space.fixed, "stage": stage, "init": "(stage 1)"})
+              for stage, space in spaces.items()]
+    for line in validation_lines(dataset, folds, stages):  # a fold that cannot validate: one line, now
         print(f"chromtune: warning: {line}", file=sys.stderr, flush=True)
     return SweepPlan(s, data, base, spaces, key, storage, local, tracking_uri,
                      s.experiment or f"chromtune-{Path(data).stem}", dataset.cell_types, folds)

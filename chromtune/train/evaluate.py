@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
@@ -34,17 +35,17 @@ import torch.distributed as dist
 
 from chromtune.data.encoding import one_hot
 from chromtune.data.sampling import eval_chunks
-from chromtune.data.validation import GROW_POSITIVES, grow_sample, positives
+from chromtune.data.validation import GROW_POSITIVES, check_held_out, grow_sample, positives
 from chromtune.errors import UserError
 from chromtune.models import SplitHead
 from chromtune.models.checkpoint import load_model
 from chromtune.models.split import MAX_PAIRS
 from chromtune.io.storage import fetch
-from chromtune.train.baselines import mean_baseline, weighted_mean_baseline
+from chromtune.train.baselines import MeanAccessibility, mean_baseline, weighted_mean_baseline
 from chromtune.train.config import TrainConfig
 from chromtune.train.metrics import (SCORE_DTYPE, StreamingMetrics, auprc, auroc, evaluate_scores,
                                      mean_task_auprc, thin_curve)
-from chromtune.train.task import FoldTask
+from chromtune.train.task import FoldTask, bin_split
 
 RESULT_NAMES = ("model", "mean_baseline", "weighted_mean_baseline")
 GROWTH_STREAM = 1  # the validation sample's growth draws from (seed, fold, stage, GROWTH_STREAM): the draw is untouched
@@ -147,6 +148,24 @@ def growth_text(task: FoldTask, cfg: TrainConfig, bins: np.ndarray, added: dict[
     names = ", ".join(f"{task.dataset.cell_types[c]} +{n}" for c, n in added.items())
     return (f"fold {cfg.fold} stage {cfg.stage}: the validation sample held no positive of {len(added)} cell "
             f"type(s); grown to {len(bins):,} bins with up to {GROW_POSITIVES} of their positive bins each ({names})")
+
+
+def validation_lines(dataset, folds, configs: list[TrainConfig]) -> list[str]:
+    """Before any training, for each stage's config (one per stage, any fold): the warnings of
+    :func:`chromtune.data.validation.check_held_out` (which raises UserError for a fold that cannot
+    validate), then the line of each fold whose validation sample grows. The bins are split once
+    per distinct split setting."""
+    splits, lines = {}, []
+    for cfg in configs:
+        key = (cfg.seed, cfg.valid_fraction, tuple(cfg.test_chroms), cfg.eval_every)
+        split = splits[key] = splits.get(key) or bin_split(cfg, dataset)
+        lines += check_held_out(dataset, folds, split, (cfg.stage,))
+        for fold in folds:
+            task = FoldTask(dataset, fold, split, MeanAccessibility(dataset.labels, fold.train))
+            staged = replace(cfg, fold=fold.index)
+            bins, _, added = validation_sample(task, staged)
+            lines += [growth_text(task, staged, bins, added)] if added else []
+    return lines
 
 
 class UndefinedMetric(UserError):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,8 +43,8 @@ from chromtune.io.files import absolute
 from chromtune.io.storage import fetch
 from chromtune.progress import Throttled
 from chromtune.train.config import TrainConfig
-from chromtune.train.evaluate import (UndefinedMetric, autocast, growth_text, undefined_cause, unwrap,
-                                     validation_metrics, validation_sample)
+from chromtune.train.evaluate import (UndefinedMetric, autocast, undefined_cause, unwrap, validation_metrics,
+                                     validation_sample)
 from chromtune.train.task import FoldTask
 
 STATE_FILE = "state.pt"
@@ -256,13 +255,10 @@ def run_loop(cfg: TrainConfig, session, progress: Callable[[int, int, str], None
         best_state, best_epoch = best["state_dict"], best["epoch"]
     model = session.prepare(model)
     batches = _Batches(cfg, task, device, rank, world_size)
-    bins, cells, added = sample = validation_sample(task, cfg)  # fixed for the run: drawn (and grown) once
+    bins, cells, _ = sample = validation_sample(task, cfg)  # fixed for the run: drawn (and grown) once
     cause = undefined_cause(task.dataset.labels[np.ix_(bins, cells)], cfg)
     if cause:  # fail before training, with the reason: a NaN metric never reaches Tune or Optuna
         raise UndefinedMetric(f"fold {cfg.fold} stage {cfg.stage}: {cause}")
-    note = growth_text(task, cfg, bins, added)
-    if rank == 0 and note:
-        print(f"chromtune: {note}", file=sys.stderr, flush=True)
     steps = cfg.steps_per_epoch
     if progress is None or rank != 0:
         progress = _silent

@@ -30,12 +30,11 @@ from ray.util.queue import Empty, Queue
 
 from chromtune.atomic import atomic_path, write_text
 from chromtune.data.folds import split_table
-from chromtune.data.validation import check_held_out
 from chromtune.errors import UserError
 from chromtune.models.checkpoint import load_model, save_model
 from chromtune.io.storage import Storage
 from chromtune.train.config import TrainConfig
-from chromtune.train.evaluate import test_evaluation
+from chromtune.train.evaluate import test_evaluation, validation_lines
 from chromtune.progress import Progress
 from chromtune.train.loop import (BEST_FILE, PROGRESS_QUEUE, STATE_FILE, FolderSession, model_record, run_loop,
                                   stage1_checkpoint, train_loop_per_worker)
@@ -157,7 +156,7 @@ def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: b
     (with Ray workers) once the data, fold and --out are checked (the command starts Ray there)."""
     out = Path(out).resolve()
     task = FoldTask.from_config(cfg)  # bad data, folds or chromosomes fail here, before Ray starts
-    for line in check_held_out(task.dataset, [task.fold], task.bins, stages=(cfg.stage,)):
+    for line in validation_lines(task.dataset, [task.fold], [cfg]):  # a fold that cannot validate: one line
         print(f"chromtune: warning: {line}", file=sys.stderr, flush=True)
     if cfg.stage == 2:
         stage1_checkpoint(cfg.init, cfg, task.dataset.context, task)
