@@ -3,6 +3,7 @@
 import json
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,3 +288,20 @@ def test_progress_in_a_pipe_is_a_plain_line_every_30_s_and_at_the_end(data_file,
     assert len(lines) == 2 and lines[0].endswith(" | starting")  # the command began: its first line
     assert re.fullmatch(r"train stage 1 fold 0 \| \d:\d\d \| finished \| 6/6 batches \| (?:[\d.]+ batches/s|[\d.,]+ s each)", lines[-1])
     assert "\r" not in err and json.loads(out)["best_valid_auprc"] > 0
+
+
+def test_a_stop_while_an_epoch_checkpoint_is_copied_leaves_no_half_copied_folder(tmp_path, monkeypatch):
+    from chromtune.train import loop
+
+    source = tmp_path / "epoch"
+    source.mkdir()
+    (source / "state.pt").write_bytes(b"x")
+
+    def stopped(src, dst):
+        (Path(dst) / "half").mkdir(parents=True)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(loop.shutil, "copytree", stopped)
+    session = loop.FolderSession(tmp_path / "storage")
+    with pytest.raises(KeyboardInterrupt):
+        session.report({}, source, "epoch_0001")
+    assert list((tmp_path / "storage").iterdir()) == []

@@ -216,8 +216,11 @@ class FolderSession:
         self.storage.mkdir(parents=True, exist_ok=True)
         staging = self.storage / f".{name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(folder, staging)
-        staging.rename(self.storage / name)
+        try:
+            shutil.copytree(folder, staging)
+            staging.rename(self.storage / name)
+        finally:  # a stop mid-copy leaves no half-copied folder
+            shutil.rmtree(staging, ignore_errors=True)
         if previous and previous.name != name:
             shutil.rmtree(previous)
 
