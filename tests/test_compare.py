@@ -436,9 +436,8 @@ def test_missing_runs_and_bad_flags_are_clear_errors(store, tmp_path, capsys, ca
     uri, experiment, extra = store.uri, EXPERIMENT, []
     if case == "nothing finished":
         store.sweep("resnet", RESNET, finished=())
-    elif case == "same model twice":
-        store.sweep("resnet", RESNET)
-        store.sweep("resnet", BASSET, seed=1)
+    elif case == "same model twice":  # at one seed (at several seeds: repeats, summarised over the seeds)
+        extra = ["--sweep", store.sweep("resnet", RESNET), "--sweep", store.sweep("resnet", BASSET, smoke=True)]
     elif case == "no metrics.json":
         store.sweep("resnet", RESNET, artifacts=False)
     else:
@@ -469,3 +468,30 @@ def test_a_sweep_whose_mean_held_the_own_label_is_its_own_model(store):
 def test_default_experiment_follows_the_sweep():
     assert compare.default_experiment("/data/my-cells.h5") == "chromtune-my-cells"
     assert compare.default_experiment(None).startswith("chromtune-demo-v")
+
+
+def test_sweeps_at_several_seeds_are_summarised_over_seeds(store, tmp_path, capsys):
+    """--seeds: one model at seeds 0, 1, 2 is compared at seed 0; seeds.csv gives mean +- sd over the seeds,
+    the folds beaten at each, and the Wilcoxon over cell types of the seed-averaged per-cell differences."""
+    models = {0: BASSET, 1: RESNET, 2: [0.45, 0.60, 0.44, 0.62, 0.50]}
+    keys = [store.sweep("basset", model, seed=seed) for seed, model in models.items()]
+    result = run_compare(store.uri, EXPERIMENT, tmp_path / "cmp")
+    assert result["sweeps"] == [keys[0]] and len(result["seeds"]) == 1
+    row = result["seeds"].iloc[0]
+    means = [np.mean(m) for m in models.values()]
+    assert row["seeds"] == "0 1 2" and row["model_mean"] == pytest.approx(np.mean(means))
+    assert row["model_sd"] == pytest.approx(np.std(means, ddof=1)) and row["mean_baseline_sd"] == pytest.approx(0)
+    beaten = [sum(m[f] > MEAN[f] and m[f] > WEIGHTED[f] for f in range(K)) for m in models.values()]
+    assert row["folds_beaten"] == " ".join(f"{b}/{K}" for b in beaten) == "5/5 5/5 2/5"
+    diffs = {}
+    for seed, model in models.items():
+        for fold in range(K):
+            for cell, m, b in zip(split_of(fold, seed)["test"], per_cell(fold, "model", model),
+                                  per_cell(fold, "mean_baseline", model), strict=True):
+                diffs.setdefault(cell, []).append(m - b)
+    averaged = [np.mean(v) for v in diffs.values()]
+    assert len(averaged) == 15 and all(len(v) == 3 for v in diffs.values())
+    assert row["vs_mean_baseline_n_cells"] == 15
+    assert row["vs_mean_baseline_p"] == pytest.approx(paired_wilcoxon(averaged, np.zeros(15))["p"])
+    assert (tmp_path / "cmp" / "seeds.csv").exists() and "## Over seeds" in (tmp_path / "cmp" / "report.md").read_text()
+    assert "over seeds 0 1 2" in compare.report.verdict_text(result)

@@ -16,8 +16,13 @@ Which sweeps (documented choice):
   at least one). Smoke-test sweeps are left out when any full sweep qualifies, so the two are
   never mixed. Sweeps left out are named on stdout and in the report.
 Two selected sweeps of one model, or folds whose test cell types (or baseline values) differ
-between sweeps, are one-line errors. ``--allow-partial`` compares on the folds every selected
-sweep has finished.
+between sweeps, are one-line errors — except one model's sweeps at several seeds (``chromtune
+sweep --seeds``): the tables and tests compare it at its first seed, and seeds.csv (with a section
+of report.md) gives its test AUPRC as mean +- sd over the seeds, the folds it beats both baselines
+on at each, and its test against each baseline over (seed, cell type): each cell type's difference
+averaged over the seeds, then the Wilcoxon signed-rank test over cell types (a cell type's repeats
+are not independent samples, so they are not counted as n). ``--allow-partial`` compares on the
+folds every selected sweep has finished.
 
 Tests (pairs: every model against both baselines and every two models; ``--pair`` replaces them):
 - primary: two-sided Wilcoxon signed-rank over the test cell types (per-cell-type values, each
@@ -36,6 +41,7 @@ in the same experiment, whose tags, params and description link the sweep runs u
     tests.csv                 one row per pair: the tests above (columns: statistics.TEST_COLUMNS)
     per_cell.csv              per-test-cell-type value of every model and baseline (fold, cell type)
     binned_auprc.csv          test AUPRC per fold and per bin of the fraction of accessible training cell types
+    seeds.csv                 with sweeps at several seeds: one row per model (see above)
     report.md                 the tables, the tests with the primary one named and why, n, the smallest
                               p each design allows, the figures, the sweeps used
     paired_folds.png/.svg     per-fold paired lines across models (paper Fig. 1D)

@@ -30,6 +30,8 @@ class Sweep:
     problem: str = ""
     folds: dict = field(default_factory=dict)
     mean_feature: str = "reference"
+    seed: int = 0
+    repeats: list = field(default_factory=list)  # the same sweep at other seeds (``--seeds``)
 
     @property
     def label(self) -> str:
@@ -86,7 +88,8 @@ def find_sweeps(client, experiment_id: str) -> dict[str, Sweep]:
         sweeps[key] = Sweep(key, run.info.run_id, tags.get("arch", "?"), tags.get("paradigm", "?"),
                             tags.get("mean") == "True", int(params.get("folds", 0)), params.get("smoke_test") == "True",
                             f"sweep run {run.info.run_id} lacks {', '.join(missing)}" if missing else "",
-                            mean_feature=params.get("mean_feature", "reference"))  # sweeps before it: the reference's
+                            mean_feature=params.get("mean_feature", "reference"),  # sweeps before it: the reference's
+                            seed=int(params.get("seed", 0)))
     finished = _search(client, experiment_id, "tags.`chromtune.level` = 'fold' and attributes.status = 'FINISHED'")
     for run in sorted(finished, key=lambda r: r.info.end_time or 0):  # a later duplicate wins
         sweep = sweeps.get(run.data.tags.get("chromtune.sweep"))
@@ -122,11 +125,19 @@ def select_sweeps(sweeps: dict[str, Sweep], keys: list[str] | None, allow_partia
             raise UserError(f"no finished sweep in {where}"
                             + (f" ({'; '.join(left_out)})" if left_out else "; run `chromtune sweep` first"))
     by_model: dict[str, Sweep] = {}
-    for sweep in sorted(chosen, key=lambda s: (s.arch, s.paradigm, not s.mean, s.key)):
+    for sweep in sorted(chosen, key=lambda s: (s.arch, s.paradigm, not s.mean, s.seed, s.key)):
         other = by_model.setdefault(sweep.label, sweep)
-        if other is not sweep:
+        if other is not sweep and _seed_repeat(other, sweep):  # compared at its first seed; all in seeds.csv
+            other.repeats.append(sweep)
+        elif other is not sweep:
             raise UserError(f"sweeps {other.key} and {sweep.key} are both {sweep.label}; choose one with --sweep")
     return list(by_model.values()), left_out
+
+
+def _seed_repeat(first: Sweep, other: Sweep) -> bool:
+    """``other`` is ``first`` at another seed (its key: ``first``'s with another ``-s<seed>``)."""
+    split = f"-k{other.n_folds}-s"
+    return other.seed != first.seed and other.key.replace(f"{split}{other.seed}", f"{split}{first.seed}", 1) == first.key
 
 
 def _progress(sweep: Sweep) -> str:
