@@ -16,7 +16,8 @@ Sources (each installed by ``.ci/run``; nothing is downloaded at run time):
   765 genes, log-normalised; each cell type's value per gene is the mean of ``expm1`` over its
   cells (normalised counts, TPM-like).
 
-Nine blood cell types are matched by name between REMO's Cell Ontology terms and PBMC 68k's
+``new_expression.tsv`` holds PBMC 68k's CD34+ cells, a cell type with no peaks here: the RNA-only
+cell type that ``predict`` and ``variants`` are given. Nine blood cell types are matched by name between REMO's Cell Ontology terms and PBMC 68k's
 ``bulk_labels`` (:data:`CELL_TYPES`); the match is by name only, the cells are not the same cells.
 
 **The liftover** (GRCh38 -> GRCh37, chrX): an hg38 exon and an hg19 exon of the same length give a
@@ -54,6 +55,7 @@ MAX_ANCHOR_GAP = 1_000_000
 NEIGHBOUR_WINDOW = 200_000
 MAX_OFFSET = 3_000_000  # |hg19 - hg38| position on chrX stays well below this
 
+NEW_CELL_TYPE = ("CD34_progenitor", "CD34+")  # expression only: our name, PBMC 68k bulk label
 # our name: (REMO Cell Ontology term, PBMC 68k bulk label)
 CELL_TYPES = {
     "B": ("B cell", "CD19+ B"),
@@ -175,7 +177,7 @@ def _pbmc_expression(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 
 
 def build_case(out: str | Path, length: int = FULL_LENGTH) -> dict:
-    """Write ``genome.fa``, ``peaks/<cell type>.bed``, ``samples.tsv`` and ``expression.tsv`` into
+    """Write ``genome.fa``, ``peaks/<cell type>.bed``, ``samples.tsv``, ``expression.tsv`` and ``new_expression.tsv`` into
     ``out`` (chrX's first ``length`` bp); returns a summary (sources, peak counts, liftover check)."""
     if not 0 < length <= FULL_LENGTH:
         raise ValueError(f"length {length}: must be in 1..{FULL_LENGTH}")
@@ -226,10 +228,12 @@ def build_case(out: str | Path, length: int = FULL_LENGTH) -> dict:
         lines.append(f"{name}\tpeaks/{name}.bed")
     (out / "samples.tsv").write_text("\n".join(lines) + "\n")
 
-    with open(out / "expression.tsv", "w") as f:
-        f.write("gene\t" + "\t".join(CELL_TYPES) + "\n")
-        for g, gene in enumerate(genes):
-            f.write(gene + "\t" + "\t".join(f"{means[label][g]:.4f}" for _, label in CELL_TYPES.values()) + "\n")
+    for name, columns in (("expression.tsv", {n: label for n, (_, label) in CELL_TYPES.items()}),
+                          ("new_expression.tsv", dict([NEW_CELL_TYPE]))):
+        with open(out / name, "w") as f:
+            f.write("gene\t" + "\t".join(columns) + "\n")
+            for g, gene in enumerate(genes):
+                f.write(gene + "\t" + "\t".join(f"{means[label][g]:.4f}" for label in columns.values()) + "\n")
     summary["genes"] = len(genes)
     (out / "case.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
