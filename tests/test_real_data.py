@@ -99,7 +99,9 @@ def test_prepare_sweep_compare_predict_interpret_variants_on_real_data(case, tmp
     assert fold_run and len(sweep_run) == 2, out[-3000:]
     fold_run, sweep_run = fold_run.group(1), sweep_run[1]
 
-    _chromtune(["compare"], work, 300)
+    experiment = re.search(r"chromtune compare --experiment (\S+)", out)  # the experiment is named for the data
+    assert experiment, out[-3000:]
+    _chromtune(["compare", "--experiment", experiment.group(1)], work, 300)
     tables = list((work / "comparison").glob("*/table.csv"))
     assert len(tables) == 1 and "rna" in tables[0].read_text().lower()
 
