@@ -9,8 +9,8 @@ before and after each, since the machine may be shared. Reports:
   ``sweep --data --arch basset --folds 2 --smoke-test``, with each stage's wall time (first trial
   start to last trial end, from MLflow's stage runs);
 - per fold and stage, the validation sample the trials scored: bins, cell types, positive pairs,
-  and cell types without a positive (rebuilt from a trial's stored configuration with
-  ``chromtune.train.evaluate.validation_sample``);
+  cell types without a positive and bins added to give one (rebuilt from a trial's stored
+  configuration with ``chromtune.train.evaluate.validation_sample``);
 - per fold, test AUPRC of the selected model against the mean and RNA-weighted mean baselines
   (the sweep's summary.csv);
 - ``predict`` of the RNA-only cell type (PBMC 68k's CD34+) with the sweep's models over a
@@ -45,6 +45,11 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def save(work: Path, report: dict) -> None:
+    """The report so far (a step that fails leaves the earlier ones on disk)."""
+    (work / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+
+
 def timed(label: str, args: list, cwd: Path, report: dict) -> str:
     """Run ``chromtune ARGS`` in ``cwd``; record wall time and load; return its output."""
     before, started = load(), time.perf_counter()
@@ -57,6 +62,7 @@ def timed(label: str, args: list, cwd: Path, report: dict) -> str:
     (cwd / f"{label}.log").write_text(output)
     report[label] = {"seconds": round(seconds, 1), "load_before": before, "load_after": load()}
     print(f"{label}: {seconds:.1f} s (load {before} -> {load()})", flush=True)
+    save(cwd, report)
     if done.returncode != 0:
         raise SystemExit(f"{label} exited {done.returncode}; see {cwd / f'{label}.log'}:\n{output[-3000:]}")
     return output
@@ -95,11 +101,11 @@ def validation_positives(work: Path) -> list[dict]:
         cfg = TrainConfig(**{k: v for k, v in stored.items() if k in names and k != "data"}, data=data)
         key = (cfg.fold, cfg.stage)
         task = tasks.setdefault(cfg.fold, FoldTask.from_config(cfg))
-        bins, cells = validation_sample(task, cfg)
+        bins, cells, added = validation_sample(task, cfg)
         labels = np.asarray(task.dataset.labels[np.ix_(bins, cells)])
         per_cell = labels.sum(axis=0)
         rows.append({"fold": key[0], "stage": key[1], "bins": int(len(bins)), "cell_types": int(len(cells)),
-                     "positive_pairs": int(per_cell.sum()),
+                     "positive_pairs": int(per_cell.sum()), "bins_added_for_positives": int(sum(added.values())),
                      "cell_types_without_positive": int((per_cell == 0).sum())})
     return rows
 
@@ -131,6 +137,7 @@ def main() -> None:
     report["validation"] = validation_positives(work)
     summaries = list((work / "mlartifacts").rglob("summary.csv"))
     report["test"] = summaries[0].read_text() if summaries else "no summary.csv found"
+    save(work, report)
     sweep_run = re.findall(r"chromtune predict --model (\S+) --expression TPM\.tsv", out)[-1]
 
     start = 10_000_000
@@ -145,7 +152,7 @@ def main() -> None:
     rate = n_bins / report["predict"]["seconds"]
     report["predict"].update(bins=int(n_bins), bins_per_second=round(rate, 1),
                              hg38_stride50_hours=round(HG38_BINS_STRIDE_50 / rate / 3600, 1))
-    (work / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    save(work, report)
     print(json.dumps({k: v for k, v in report.items() if k != "case"}, indent=1))
 
 
