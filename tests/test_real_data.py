@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,14 +65,25 @@ def test_the_liftover_puts_hg38_cpg_islands_on_hg19_ones(case):
 
 
 def _chromtune(args, cwd, timeout):
-    """The console script in ``cwd``; returns its combined output, failing the test on a non-zero exit."""
+    """The console script in ``cwd``, in a process group of its own; returns its combined output,
+    failing the test on a non-zero exit. Past ``timeout`` the group gets SIGTERM (a sweep stops the
+    Ctrl-C way, Ray with it), then SIGKILL."""
     env = {k: v for k, v in os.environ.items() if k != "CHROMTUNE_CACHE"}
     env.update(RAY_USAGE_STATS_ENABLED="0", MLFLOW_ENABLE_TELEMETRY="false", DO_NOT_TRACK="1",
                PYTHONUNBUFFERED="1")
-    done = subprocess.run([sys.executable, "-m", "chromtune.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"chromtune {args[0]} exited {done.returncode}:\n{output[-4000:]}"
+    proc = subprocess.Popen([sys.executable, "-m", "chromtune.cli", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            output, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+        pytest.fail(f"chromtune {args[0]} ran past {timeout} s:\n{output[-4000:]}")
+    assert proc.returncode == 0, f"chromtune {args[0]} exited {proc.returncode}:\n{output[-4000:]}"
     return output
 
 
@@ -91,7 +103,7 @@ def test_prepare_sweep_compare_predict_interpret_variants_on_real_data(case, tmp
         n_bins = len(f["bins/start"])
     assert n_bins > 45_000
 
-    out = _chromtune(["sweep", "--data", "real.h5", "--arch", "basset", "--folds", "2", "--smoke-test"], work, 900)
+    out = _chromtune(["sweep", "--data", "real.h5", "--arch", "basset", "--folds", "2", "--smoke-test"], work, 2400)
     for symptom in ("-inf", "The value nan", "RuntimeWarning"):  # issue 21: a stage selected on nothing
         assert symptom not in out, out[-3000:]
     fold_run = re.search(r"chromtune predict --model (\S+) --expression TPM\.tsv", out)
