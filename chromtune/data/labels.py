@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+SPARSE_BYTES = 64  # a chunk with at most 1 in 64 bytes non-zero is counted from its non-zero bytes alone
 CHUNK_ROWS = 1 << 18  # rows per chunk of whole-file passes (checks, column counts): 4 MB at 123 cell types
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 _BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.int64)  # byte value -> its 8 bits
@@ -106,19 +107,26 @@ class PackedLabels:
 
     def column_counts(self, blocks=None) -> np.ndarray:
         """(n_cells,) int64 positives per cell type, counted from the packed bytes in chunks of rows:
-        a histogram of the non-zero bytes' (byte column, value) pairs, times each value's bits (zero
-        bytes hold no positive, and with rare positives are nearly all of them). Memory follows a
-        chunk of packed rows, never a dense block. ``blocks``: the rows to count, as an iterable of
-        row-index arrays or slices (default: every row, CHUNK_ROWS at a time)."""
+        a histogram of each (byte column, value) pair, times each value's bits. With rare positives
+        (nearly every byte zero) only the non-zero bytes are histogrammed; a chunk with many of them
+        is histogrammed byte column by byte column, so the int64 positions of its non-zero bytes
+        never outgrow the chunk. Memory follows a chunk of packed rows, never a dense block.
+        ``blocks``: the rows to count, as an iterable of row-index arrays or slices (default: every
+        row, CHUNK_ROWS at a time)."""
         width = self.packed.shape[1]
-        histogram = np.zeros(width * 256, dtype=np.int64)
+        histogram = np.zeros((width, 256), dtype=np.int64)
         if blocks is None:
             blocks = (slice(start, start + CHUNK_ROWS) for start in range(0, len(self), CHUNK_ROWS))
         for rows in blocks:
-            flat = np.ascontiguousarray(self.packed[rows]).reshape(-1)
+            block = np.ascontiguousarray(self.packed[rows])
+            if np.count_nonzero(block) > block.size // SPARSE_BYTES:
+                for byte in range(width):
+                    histogram[byte] += np.bincount(block[:, byte], minlength=256)
+                continue
+            flat = block.reshape(-1)
             nonzero = np.flatnonzero(flat)
-            histogram += np.bincount(nonzero % width * 256 + flat[nonzero], minlength=width * 256)
-        return (histogram.reshape(width, 256) @ _BITS).reshape(-1)[:self.n_cells]
+            histogram += np.bincount(nonzero % width * 256 + flat[nonzero], minlength=width * 256).reshape(width, 256)
+        return (histogram @ _BITS).reshape(-1)[:self.n_cells]
 
     def rows_positive_anywhere(self) -> int:
         """How many rows are positive in at least one cell type."""
