@@ -32,7 +32,7 @@ def test_test_evaluation_as_a_ray_task_equals_the_local_one(local_ray, tmp_path)
     model = build_model("basset", 2, n_genes=8, with_mean=True, seq_len=400, width=0.1, hidden=16)
     (tmp_path / "selected").mkdir()
     save_model(tmp_path / "selected" / "best.pt", model)
-    plan = SimpleNamespace(args=SimpleNamespace(cpus_per_worker=1, gpus_per_worker=0), storage=Storage(str(tmp_path)))
+    plan = SimpleNamespace(settings=SimpleNamespace(cpus_per_worker=1, gpus_per_worker=0), storage=Storage(str(tmp_path)))
     try:
         remote = evaluate_remotely(plan, {"config": cfg.to_dict(), "checkpoint": "selected"})
     finally:

@@ -87,6 +87,7 @@ def test_ctrl_c_swallowed_during_a_write_leaves_out_untouched(tmp_path, capsys, 
     out = tmp_path / "demo.h5"
     out.write_bytes(b"the previous result")
     original = dataset.write_sequence
+    handler = signal.getsignal(signal.SIGTERM)  # pytest's, or Ray's after an earlier test's ray.init
 
     def swallowing(*args, **kwargs):
         try:
@@ -117,6 +118,7 @@ def test_sigterm_during_a_write_is_one_line_exit_143_and_no_temporary_file(tmp_p
     out = tmp_path / "demo.h5"
     out.write_bytes(b"the previous result")
     original = dataset.write_sequence
+    handler = signal.getsignal(signal.SIGTERM)  # pytest's, or Ray's after an earlier test's ray.init
 
     def terminated(*args, **kwargs):
         assert [p.name for p in tmp_path.glob(f".demo.h5.{atomic.HOST}.{os.getpid()}.*.tmp")]  # being written
@@ -128,7 +130,7 @@ def test_sigterm_during_a_write_is_one_line_exit_143_and_no_temporary_file(tmp_p
     assert code == 143 and err.strip().splitlines() == ["chromtune: stopped by SIGTERM"]
     assert out.read_bytes() == b"the previous result"
     assert os.listdir(tmp_path) == ["demo.h5"]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # pytest's own handling is back
+    assert signal.getsignal(signal.SIGTERM) is handler  # the process's own handling is back
 
 
 SECOND_SIGNAL = """

@@ -208,9 +208,10 @@ def test_trial_concurrency_follows_the_cluster(monkeypatch, capacity, slots, fol
     import chromtune.sweep.ray_runtime
 
     monkeypatch.setattr(chromtune.sweep.ray_runtime, "cluster_capacity", lambda: capacity)
-    args = SimpleNamespace(max_concurrent_trials=0, concurrent_folds=0, workers_per_trial=0, cpus_per_worker=1,
-                           gpus_per_worker=0, folds=5)
-    plan = SimpleNamespace(args=args, spaces={1: SimpleNamespace(num_samples=6), 2: SimpleNamespace(num_samples=6)})
+    settings = SimpleNamespace(max_concurrent_trials=0, concurrent_folds=0, workers_per_trial=0, cpus_per_worker=1,
+                               gpus_per_worker=0)
+    plan = SimpleNamespace(settings=settings, n_folds=5,
+                           spaces={1: SimpleNamespace(num_samples=6), 2: SimpleNamespace(num_samples=6)})
     assert sweep_plan.concurrency(plan, 6) == min(slots, 6)  # an unbounded autoscaler: the whole grid at once
     assert sweep_plan.concurrent_folds(plan) == folds
 

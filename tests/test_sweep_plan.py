@@ -63,7 +63,9 @@ def test_smoke_test_is_small_on_a_large_data_set(workdir, large_file):
 
 def test_smoke_test_scores_every_held_out_bin_of_the_demo(workdir):
     """On the demo the smoke test's sizes change nothing: its samples are every held-out bin, as before."""
-    for fold in evaluated(plan_sweep(SweepSettings(arch="basset", folds=2, smoke_test=True))):
+    folds = evaluated(plan_sweep(SweepSettings(arch="basset", folds=2, smoke_test=True)))
+    assert len(folds) == 2
+    for fold in folds:
         task = fold["task"]
         assert fold["stage1"] == len(task.bins.valid) and fold["stage2"] == len(task.bins.fit)
         assert fold["test"] == len(task.bins.test) == 5_000
