@@ -19,7 +19,7 @@ from chromtune.train.task import FoldTask
 from conftest import random_dataset
 
 FAST = dict(arch="basset", width=0.125, folds=3, epochs=2, samples_per_epoch=48, batch_size=16, eval_every=2)
-TIMING = ("train_time_s", "valid_time_s", "samples_per_s", "overhead_fraction")
+TIMING = ("train_time_s", "valid_time_s", "samples_per_s", "overhead_fraction", "step_time_s")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow.fs as pafs
+import torch
 
 from chromtune.atomic import check_output_folder
 from chromtune.errors import UserError
@@ -19,6 +20,7 @@ from chromtune.io.storage import Storage
 from chromtune.io.files import is_uri
 from chromtune.sweep.settings import SAMPLE_SIZES, SweepSettings, flag
 from chromtune.train.config import TrainConfig, config_values, data_file
+from chromtune.train.precision import resolve_precision
 from chromtune.sweep.lease import LEASE_NAME
 
 
@@ -86,15 +88,17 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
         spaces = {stage: replace(space, asha=None) for stage, space in spaces.items()}
     mean_tag = "mean" if s.with_mean else "nomean"
     variant = ("-ref" if s.split == "reference" else "") + ("-meanloo" if s.mean_feature == "loo" else "")
+    precision = resolve_precision(s.precision, torch.device("cuda" if s.gpus_per_worker else "cpu"))
     key = f"{Path(data).stem}-{s.arch}-{s.paradigm}-{mean_tag}-k{len(folds)}-s{s.seed}{variant}" + \
-          ("-smoke" if s.smoke_test else "")
+          ("-bf16" if precision == "bf16" else "") + ("-smoke" if s.smoke_test else "")
     storage = Storage(s.storage).child(key)
     local = Path(storage.root) if not storage.is_uri else Path(tempfile.gettempdir()) / "chromtune-sweeps" / key
     base = config_values(s.data, s.cpus_per_worker, s.smoke_test, valid_cells=max(len(f.valid) for f in folds),
                          test_cells=max(len(f.test) for f in folds), arch=s.arch, folds=len(folds), split=s.split,
                          seed=s.seed, width=s.width, paradigm=s.paradigm, with_mean=s.with_mean,
                          mean_feature=s.mean_feature, eval_every=s.eval_every, valid_bins=s.valid_bins,
-                         valid_pairs=s.valid_pairs, test_every=s.test_every, test_max_pairs=s.test_max_pairs)
+                         valid_pairs=s.valid_pairs, test_every=s.test_every, test_max_pairs=s.test_max_pairs,
+                         precision=precision)
     TrainConfig(**base)  # a bad setting is one line now, not a failed trial later
     stages = [TrainConfig.from_dict({**base, **space.fixed, "stage": stage, "init": "(stage 1)"})
               for stage, space in spaces.items()]

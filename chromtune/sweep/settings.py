@@ -35,6 +35,7 @@ class SweepSettings:
     valid_pairs: int | None = None
     test_every: int = 0
     test_max_pairs: int | None = None
+    precision: str = "fp32"  # auto, fp32 or bf16 (chromtune.train.precision)
     smoke_test: bool = False
     # where and how the sweep runs: its results do not depend on these
     storage: str = "ray_results"

@@ -24,7 +24,6 @@ held; labels and baselines are read for the scored bins only.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import replace
 from typing import Iterator
@@ -45,6 +44,7 @@ from chromtune.train.baselines import MeanAccessibility, mean_baseline, weighted
 from chromtune.train.config import TrainConfig
 from chromtune.train.metrics import (SCORE_DTYPE, StreamingMetrics, auprc, auroc, evaluate_scores,
                                      mean_task_auprc, thin_curve)
+from chromtune.train.precision import autocast, scores_in_bf16
 from chromtune.train.task import FoldTask, bin_split
 
 RESULT_NAMES = ("model", "mean_baseline", "weighted_mean_baseline")
@@ -54,13 +54,6 @@ GROWTH_STREAM = 1  # the validation sample's growth draws from (seed, fold, stag
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The chromtune model inside a DistributedDataParallel wrapper (or the model itself)."""
     return getattr(model, "module", model)
-
-
-def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on a GPU when asked; float32 everywhere else."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @torch.inference_mode()
@@ -178,16 +171,16 @@ def validation_metrics(model, task: FoldTask, cfg: TrainConfig, device: torch.de
     per-task AUPRC on held-out bins of the training cell types; stage 2, pooled AUPRC on the
     validation cell types. Raises :class:`UndefinedMetric` rather than return a NaN metric."""
     bins, cells = (sample or validation_sample(task, cfg))[:2]
-    share = np.array_split(bins, world_size)[rank]
+    share, bf16 = np.array_split(bins, world_size)[rank], scores_in_bf16(cfg.precision, device)
     truth = task.dataset.labels[np.ix_(bins, cells)]
     if cfg.stage == 1:
-        scores = _gather_rows(stage1_logits(model, task.dataset, share, device, cfg.eval_batch_size, cfg.bf16),
+        scores = _gather_rows(stage1_logits(model, task.dataset, share, device, cfg.eval_batch_size, bf16),
                               world_size)
         _check_scores(cfg, scores)
         result = {"valid_auprc": mean_task_auprc(truth, scores), "valid_pooled_auprc": auprc(truth, scores),
                   "valid_pooled_auroc": auroc(truth, scores)}
     else:
-        scores = _gather_rows(pair_logits(model, task, share, cells, device, cfg.eval_batch_size, cfg.bf16),
+        scores = _gather_rows(pair_logits(model, task, share, cells, device, cfg.eval_batch_size, bf16),
                               world_size)
         _check_scores(cfg, scores)
         metrics = evaluate_scores(truth, scores)
@@ -239,7 +232,7 @@ def test_evaluation(model, task: FoldTask, cfg: TrainConfig, device: torch.devic
     streams = {name: StreamingMetrics(len(test), skip=one_class) for name in RESULT_NAMES}
     mean = task.mean_access if unwrap(model).config["with_mean"] else None
     for chunk, logits in score_blocks(model, ds, bins, ds.expression[test], mean, device, cfg.eval_batch_size,
-                                      cfg.bf16):
+                                      scores_in_bf16(cfg.precision, device)):
         rows = ds.labels[chunk]  # (n, all cell types) uint8, this block only
         fraction = task.mean_access[chunk]
         scores = {"model": logits.to(torch.float16).cpu().numpy(),

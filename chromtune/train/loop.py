@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -43,8 +44,9 @@ from chromtune.io.files import absolute
 from chromtune.io.storage import fetch
 from chromtune.progress import Throttled
 from chromtune.train.config import TrainConfig
-from chromtune.train.evaluate import (UndefinedMetric, autocast, undefined_cause, unwrap, validation_metrics,
+from chromtune.train.evaluate import (UndefinedMetric, undefined_cause, unwrap, validation_metrics,
                                      validation_sample)
+from chromtune.train.precision import autocast, resolve_precision
 from chromtune.train.task import FoldTask
 
 STATE_FILE = "state.pt"
@@ -138,31 +140,39 @@ def training_mean_feature(mean: torch.Tensor, y: torch.Tensor, n_train: int, lea
 
 
 class _Batches:
-    """Turns sampler output into device tensors and a loss for the stage."""
+    """Turns sampler output into device tensors (:meth:`get`: the data side of a step) and a loss for
+    the stage (:meth:`loss`: the forward pass, in bf16 autocast when ``bf16``)."""
 
-    def __init__(self, cfg: TrainConfig, task: FoldTask, device: torch.device, rank: int, world_size: int):
+    def __init__(self, cfg: TrainConfig, task: FoldTask, device: torch.device, rank: int, world_size: int,
+                 bf16: bool = False):
         ds, fold = task.dataset, task.fold
         sampler_cls = Stage1Sampler if cfg.stage == 1 else Stage2Sampler
         self.sampler = sampler_cls(ds.labels, task.bins.train, fold.train, cfg.batch_size, cfg.seed, rank, world_size)
-        self.cfg, self.ds, self.device, self.n_train = cfg, ds, device, len(fold.train)
+        self.cfg, self.ds, self.device, self.n_train, self.bf16 = cfg, ds, device, len(fold.train), bf16
         if cfg.stage == 2:
             self.expression = torch.as_tensor(ds.expression, device=device)
             self.mean_access = task.mean_access  # computed per batch from the packed labels
 
-    def loss(self, model, epoch: int, step: int) -> torch.Tensor:
+    def get(self, epoch: int, step: int) -> tuple[torch.Tensor, ...]:
+        """(windows, labels) for stage 1; (windows, expression, mean feature or None, labels) for stage 2."""
         batch = self.sampler.batch(epoch, step)
         x = one_hot(self.ds.window_codes(batch[0]), self.device)
         y = torch.as_tensor(batch[-1], device=self.device)
-        with autocast(self.device, self.cfg.bf16):
-            if self.cfg.stage == 1:
-                logits = model(x)
-                return F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").sum(1).mean()
-            mean = None
-            if self.cfg.with_mean:
-                feature = torch.as_tensor(self.mean_access[batch[0]], device=self.device)
-                mean = training_mean_feature(feature, y, self.n_train, self.cfg.mean_feature == "loo")
-            logits = model(x, self.expression[torch.as_tensor(batch[1], device=self.device)], mean)
-            return F.binary_cross_entropy_with_logits(logits.float(), y)
+        if self.cfg.stage == 1:
+            return x, y
+        mean = None
+        if self.cfg.with_mean:
+            feature = torch.as_tensor(self.mean_access[batch[0]], device=self.device)
+            mean = training_mean_feature(feature, y, self.n_train, self.cfg.mean_feature == "loo")
+        return x, self.expression[torch.as_tensor(batch[1], device=self.device)], mean, y
+
+    def loss(self, model, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        *inputs, y = batch
+        with autocast(self.device, self.bf16):
+            logits = model(*inputs)
+        if self.cfg.stage == 1:
+            return F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").sum(1).mean()
+        return F.binary_cross_entropy_with_logits(logits.float(), y)
 
 
 def _silent(done: int, total: int, phase: str) -> None:
@@ -244,6 +254,8 @@ def run_loop(cfg: TrainConfig, session, progress: Callable[[int, int, str], None
     # Denormal floats (tiny activations and Adam moments) run ~4x slower on x86 CPUs; flush them.
     torch.set_flush_denormal(True)
     rank, world_size, device = session.rank, session.world_size, session.device
+    precision = resolve_precision(cfg.precision, device)  # this worker's device: bf16 is never emulated
+    cfg = replace(cfg, precision=precision)
     task = FoldTask.from_config(cfg)
     model = build_for(cfg, task)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
@@ -257,7 +269,7 @@ def run_loop(cfg: TrainConfig, session, progress: Callable[[int, int, str], None
         start_epoch, best_metric, history = state["epoch"] + 1, state["best_metric"], state["history"]
         best_state, best_epoch = best["state_dict"], best["epoch"]
     model = session.prepare(model)
-    batches = _Batches(cfg, task, device, rank, world_size)
+    batches = _Batches(cfg, task, device, rank, world_size, bf16=precision == "bf16")
     bins, cells, _ = sample = validation_sample(task, cfg)  # fixed for the run: drawn (and grown) once
     cause = undefined_cause(task.dataset.labels[np.ix_(bins, cells)], cfg)
     if cause:  # fail before training, with the reason: a NaN metric never reaches Tune or Optuna
@@ -274,9 +286,10 @@ def run_loop(cfg: TrainConfig, session, progress: Callable[[int, int, str], None
         phase = f"epoch {epoch + 1}/{cfg.epochs}"
         for step in range(steps):
             progress(epoch * steps + step, cfg.epochs * steps, phase)
-            loss = batches.loss(model, epoch, step)  # data gathering happens inside: timed as "rest"
+            batch = batches.get(epoch, step)  # data gathering: outside the timed step
             _sync(device)
             started = time.perf_counter()
+            loss = batches.loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -294,7 +307,7 @@ def run_loop(cfg: TrainConfig, session, progress: Callable[[int, int, str], None
             best_epoch = epoch + 1
         metrics = {"epoch": epoch + 1, "train_loss": loss_sum / steps, **valid,
                    "best_valid_auprc": best_metric, "train_time_s": train_time, "valid_time_s": valid_time,
-                   "samples_per_s": cfg.batch_size * steps / train_time}
+                   "samples_per_s": cfg.batch_size * steps / train_time, "step_time_s": step_time}
         history.append(dict(metrics))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) if rank == 0 else None
@@ -306,6 +319,7 @@ def run_loop(cfg: TrainConfig, session, progress: Callable[[int, int, str], None
                 torch.save({"config": dict(current.config), "state_dict": best_state or current.state_dict(),
                             "epoch": best_epoch, "valid_auprc": best_metric, **model_record(cfg, task)},
                            folder / BEST_FILE)
+            # the epoch's share outside forward + backward + optimizer step: data, validation, checkpoint
             metrics["overhead_fraction"] = 1.0 - step_time / (time.perf_counter() - epoch_start)
             # CPU seconds of this process for the epoch: on a shared machine, a steadier cost than wall time
             metrics["epoch_cpu_s"] = time.process_time() - epoch_cpu

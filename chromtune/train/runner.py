@@ -19,6 +19,7 @@ import json
 import posixpath
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -39,6 +40,7 @@ from chromtune.progress import Progress
 from chromtune.train.loop import (BEST_FILE, PROGRESS_QUEUE, STATE_FILE, FolderSession, model_record, run_loop,
                                   stage1_checkpoint, train_loop_per_worker)
 from chromtune.train.plots import plot_curve_points
+from chromtune.train.precision import resolve_precision
 from chromtune.train.task import FoldTask
 
 RUN_NAME = "train"
@@ -153,7 +155,9 @@ def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: b
                  progress: Progress | None = None, start: Callable[[], None] | None = None) -> dict:
     """Train ``cfg`` through Ray Train, then write the run folder; returns metrics.json's content.
     ``progress``: the line that shows the batches done, the phase and the time left; ``start``: runs
-    (with Ray workers) once the data, fold and --out are checked (the command starts Ray there)."""
+    (with Ray workers) once the data, fold and --out are checked (the command starts Ray there).
+    ``cfg.precision`` auto is resolved here for the workers' device, so the run records the choice."""
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision, torch.device("cuda" if use_gpu else "cpu")))
     out = Path(out).resolve()
     task = FoldTask.from_config(cfg)  # bad data, folds or chromosomes fail here, before Ray starts
     for line in validation_lines(task.dataset, [task.fold], [cfg]):  # a fold that cannot validate: one line
