@@ -94,3 +94,31 @@ def test_train_refuses_bf16_on_a_cpu_that_would_emulate_it(no_native_bf16, data_
                                capsys)
     assert_one_line_error(code, err, "--precision bf16", "no native bf16")
     assert not out.exists()
+
+
+def test_sweep_refuses_bf16_on_a_cpu_that_would_emulate_it_before_ray(no_native_bf16, tmp_path, monkeypatch, capsys):
+    import ray
+
+    from chromtune.sweep.__main__ import main as sweep_main
+
+    monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_command(sweep_main, ["--arch", "basset", "--folds", "2", "--smoke-test", "--precision", "bf16"],
+                               capsys)
+    assert_one_line_error(code, err, "--precision bf16", "no native bf16")
+    assert not ray.is_initialized()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_sweep_trials_carry_the_resolved_precision(monkeypatch, tmp_path, native):
+    from chromtune.cli.sweep import build_parser
+    from chromtune.sweep.plan import plan_sweep
+
+    monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": native, "amx_bf16": False})
+    plan = plan_sweep(build_parser().parse_args(["--arch", "basset", "--folds", "2", "--smoke-test",
+                                                 "--precision", "auto"]))
+    assert plan.base["precision"] == ("bf16" if native else "fp32")  # every trial's config and MLflow params
+    assert plan.key.endswith("-bf16-smoke" if native else "-s0-smoke")  # a bf16 sweep resumes apart from fp32's
