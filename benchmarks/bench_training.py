@@ -3,9 +3,9 @@ architecture and precision, the CPU milliseconds of getting a batch (sampling, g
 one-hot), and the share of a whole epoch's wall time outside the steps (batches, validation,
 checkpointing: the loop's ``overhead_fraction``).
 
-The step costs come from the training loop's own batches, model and loss, timed as CPU time of
-this thread (torch on --threads 1 computes in it), median over --steps steps after 3 warm-up
-steps: a steadier figure than wall time on a shared machine. The epoch shares come from the real
+The step costs come from the training loop's own batches, model and loss, timed as this process's
+CPU time (all of torch's threads), median over --steps steps after 3 warm-up steps: a steadier
+figure than wall time on a shared machine. The epoch shares come from the real
 loop in this process (FolderSession), two epochs, the second reported; the demo data set's
 validation sizes when --data is not given. Precisions alternate within each repeat, so a load that
 comes and goes hits both alike.
@@ -34,7 +34,7 @@ CPU = torch.device("cpu")
 
 
 def step_costs(cfg: TrainConfig, steps: int) -> dict:
-    """Median CPU ms of getting a batch and of one step (forward, loss, backward, Adam), this thread."""
+    """Median CPU ms of getting a batch and of one step (forward, loss, backward, Adam), this process."""
     torch.set_num_threads(cfg.threads)
     task = FoldTask.from_config(cfg)
     model = build_for(cfg, task).train()
@@ -42,16 +42,16 @@ def step_costs(cfg: TrainConfig, steps: int) -> dict:
     batches = _Batches(cfg, task, CPU, 0, 1, bf16=resolve_precision(cfg.precision, CPU) == "bf16")
     getting, stepping = [], []
     for step in range(WARMUP + steps):
-        started = time.thread_time()
+        started = time.process_time()
         batch = batches.get(0, step)
-        got = time.thread_time()
+        got = time.process_time()
         loss = batches.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step >= WARMUP:
             getting.append(got - started)
-            stepping.append(time.thread_time() - got)
+            stepping.append(time.process_time() - got)
     return {"cpu_ms_step": 1000 * statistics.median(stepping), "cpu_ms_batch": 1000 * statistics.median(getting)}
 
 
