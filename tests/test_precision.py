@@ -2,7 +2,6 @@
 run records the resolved choice. Both paths: this CPU as it is (it trains a step in bf16 where it has
 AVX512-BF16 or AMX-BF16) and a CPU without native bf16 (the detection monkeypatched: fp32)."""
 
-import argparse
 import json
 
 import pytest
@@ -113,13 +112,12 @@ def test_sweep_refuses_bf16_on_a_cpu_that_would_emulate_it_before_ray(no_native_
 
 @pytest.mark.parametrize("native", [False, True])
 def test_sweep_trials_carry_the_resolved_precision(monkeypatch, tmp_path, native):
-    from chromtune.cli.sweep import build_parser
     from chromtune.sweep.plan import plan_sweep
+    from chromtune.sweep.settings import SweepSettings
 
     monkeypatch.setenv("CHROMTUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": native, "amx_bf16": False})
-    args = build_parser().parse_args(["--folds", "2", "--smoke-test", "--precision", "auto"])
-    plan = plan_sweep(argparse.Namespace(**{**vars(args), "arch": "basset", "paradigm": "tune"}))  # one of the sweeps
+    plan = plan_sweep(SweepSettings(arch="basset", folds=2, smoke_test=True, precision="auto"))
     assert plan.base["precision"] == ("bf16" if native else "fp32")  # every trial's config and MLflow params
     assert plan.key.endswith("-bf16-smoke" if native else "-s0-smoke")  # a bf16 sweep resumes apart from fp32's
