@@ -198,6 +198,7 @@ def check_resumed_settings(plan: SweepPlan) -> None:
               f"resuming with the given ones, which must be those it began with", flush=True)
         return
     stored, given = json.loads(text), recorded_settings(plan)
+    stored.setdefault(flag("precision"), "fp32")  # stored before --precision existed: fp32 then
     lines = [f"{name}: stored {_shown(name, stored.get(name), given[name])} -> given "
              f"{_shown(name, given[name], stored.get(name))}" for name in given if stored.get(name) != given[name]]
     if lines:
