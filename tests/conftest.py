@@ -96,6 +96,19 @@ def private_local_ray(num_cpus: int, namespace: str):
     ray.shutdown()
 
 
+def sweep_ray():
+    """The sweep's own local Ray (start_ray), yielded, then shut down unless one was running before."""
+    import ray
+
+    from chromtune.sweep.ray_runtime import start_ray
+
+    started = not ray.is_initialized()
+    start_ray()
+    yield
+    if started:
+        ray.shutdown()
+
+
 def randomize_batchnorm(model, seed: int):
     """Give every BatchNorm1d non-trivial running statistics and scales (eval mode is then an affine
     map worth testing); returns the model in eval mode."""

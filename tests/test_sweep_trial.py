@@ -4,15 +4,15 @@ loop on the same batches, so they must report the same metrics, and the stage se
 either one's last checkpoint."""
 
 import pytest
-import ray
 from ray import tune
 
 from chromtune.data.demo import demo_path
-from chromtune.sweep.ray_runtime import start_ray
 from chromtune.io.storage import Storage
 from chromtune.sweep.stage import _checkpoint_location, _has_checkpoint, sweep_trial
 from chromtune.train.loop import STATE_FILE
 from chromtune.train.runner import latest_checkpoint
+
+from conftest import sweep_ray
 
 TINY = dict(arch="basset", width=0.125, stage=1, fold=0, folds=5, seed=0, epochs=2, samples_per_epoch=192,
             batch_size=32, lr=2e-3, eval_every=1, threads=1)
@@ -20,11 +20,7 @@ TINY = dict(arch="basset", width=0.125, stage=1, fold=0, folds=5, seed=0, epochs
 
 @pytest.fixture(scope="module")
 def local_ray():
-    started = not ray.is_initialized()
-    start_ray()
-    yield
-    if started:
-        ray.shutdown()
+    yield from sweep_ray()
 
 
 def run_trial(storage, workers: int):

@@ -5,13 +5,13 @@ worker, as a sweep trial runs it, is tests/test_sweep_trial.py: it must match th
 import io
 
 import pytest
-import ray
 
 from chromtune.data.demo import demo_path
 from chromtune.progress import Progress
-from chromtune.sweep.ray_runtime import start_ray
 from chromtune.train.config import TrainConfig
 from chromtune.train.runner import run_training
+
+from conftest import sweep_ray
 
 STAGE1 = dict(arch="basset", width=0.25, epochs=2, samples_per_epoch=60 * 128, batch_size=128, lr=2e-3)
 STAGE2 = dict(arch="basset", width=0.25, epochs=2, samples_per_epoch=40 * 256, batch_size=256, lr=1e-3)
@@ -19,11 +19,7 @@ STAGE2 = dict(arch="basset", width=0.25, epochs=2, samples_per_epoch=40 * 256, b
 
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
-    started = not ray.is_initialized()
-    start_ray()
-    yield
-    if started:
-        ray.shutdown()
+    yield from sweep_ray()
 
 
 @pytest.mark.slow

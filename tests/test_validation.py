@@ -25,7 +25,7 @@ from chromtune.train.config import TrainConfig, size_defaults
 from chromtune.train.loop import FolderSession, run_loop
 from chromtune.train.metrics import StreamingMetrics, evaluate_scores, skipped_text
 from chromtune.train.task import FoldTask
-from conftest import assert_one_line_error, random_dataset
+from conftest import assert_one_line_error, random_dataset, sweep_ray
 
 FAST = dict(arch="basset", width=0.125, folds=3, epochs=1, samples_per_epoch=32, batch_size=16)
 # sha256 of every demo fold's stage-1 and stage-2 validation bins and cell types (seed 0, the demo's
@@ -231,15 +231,7 @@ def test_train_says_which_test_cell_types_were_skipped(tmp_path, capsys):
 
 @pytest.fixture
 def local_ray():
-    import ray
-
-    from chromtune.sweep.ray_runtime import start_ray
-
-    started = not ray.is_initialized()
-    start_ray()
-    yield
-    if started:
-        ray.shutdown()
+    yield from sweep_ray()
 
 
 @pytest.mark.slow
