@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from chromtune.data import demo
 from chromtune.errors import run_cli
 from chromtune.io.storage import Storage
+from chromtune.cli.sweep import build_parser, settings_from_args
 from chromtune.cli.sweep import main as sweep_main
 from chromtune.sweep.stage import tune_state_saved
 from chromtune.tracking import prepare_store
@@ -237,8 +238,12 @@ def assert_stopped(proc: subprocess.Popen, *fragments: str, signals=(signal.SIGI
     code, lines = stop_lines(proc)
     assert code == 130 and len(lines) == 1, (code, lines, proc.log_path.read_text()[-3000:])
     assert time.time() - sent < 90  # ~30 s on an idle machine
-    for fragment in (*fragments, f"python -m chromtune.sweep {' '.join((*SMOKE, *GRID))} --resume"):
+    for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+    command = lines[0].split("continue with: ", 1)[1].split()  # the flags the sweep runs with, in its order
+    assert command[:3] == ["python", "-m", "chromtune.sweep"] and command[-1] == "--resume", lines[0]
+    assert settings_from_args(build_parser().parse_args(command[3:])) == \
+        settings_from_args(build_parser().parse_args([*SMOKE, *GRID, "--resume"]))
 
 
 def assert_nothing_running(workdir: Path) -> None:
