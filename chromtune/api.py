@@ -10,12 +10,11 @@ from pathlib import Path
 from chromtune.errors import UserError
 from chromtune.interpret.pipeline import interpret_cells
 from chromtune.predict.predictor import Predictor
-from chromtune.train.config import TrainConfig, config_values
+from chromtune.train.config import STAGE_DEFAULTS, TrainConfig, config_values
 from chromtune.variants.run import predict_variant_effects
 
 __all__ = ["Predictor", "interpret_cells", "predict_variant_effects", "train_fold"]
 
-STAGE_DEFAULTS = {1: {"lr": 2e-3, "batch_size": 128}, 2: {"lr": 1e-3, "batch_size": 256}}  # as `chromtune train`
 
 
 def train_fold(out: str | os.PathLike, *, data: str | os.PathLike | None = None, stage1: dict | None = None,

@@ -19,7 +19,7 @@ from chromtune.atomic import check_output_folder
 from chromtune.cli import add_evaluation_flags, add_precision_flag, command_parser
 from chromtune.errors import UserError, handle_stop_signals, run_cli
 from chromtune.io.files import absolute
-from chromtune.train.config import MEAN_FEATURES, PARADIGMS, TrainConfig, config_values
+from chromtune.train.config import MEAN_FEATURES, PARADIGMS, STAGE_DEFAULTS, TrainConfig, config_values
 
 
 ARCH_NAMES = ("basset", "factorized", "resnet")  # chromtune.models.ARCHITECTURES, without importing torch
@@ -96,11 +96,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     arch = args.arch or "resnet"
     if arch not in ARCH_NAMES:
         raise UserError(f"--arch {arch!r}: unknown architecture; valid names: {', '.join(ARCH_NAMES)}")
-    stage1 = args.stage == 1
+    defaults = STAGE_DEFAULTS[args.stage]
     return TrainConfig(**config_values(
         args.data, args.cpus_per_worker, arch=arch, stage=args.stage, fold=args.fold, folds=args.folds,
-        split=args.split, seed=args.seed, lr=args.lr or (2e-3 if stage1 else 1e-3),
-        batch_size=args.batch_size or (128 if stage1 else 256), epochs=args.epochs,
+        split=args.split, seed=args.seed, lr=args.lr or defaults["lr"],
+        batch_size=args.batch_size or defaults["batch_size"], epochs=args.epochs,
         samples_per_epoch=args.samples_per_epoch, width=args.width, paradigm=args.paradigm,
         with_mean=args.with_mean, mean_feature=args.mean_feature, head=args.head, init=args.init,
         test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every,

@@ -72,6 +72,9 @@ def sample_size(text: str) -> int:
     return value
 
 
+# Each stage's learning rate and batch size where none is given (train, train_fold).
+STAGE_DEFAULTS = {1: {"lr": 2e-3, "batch_size": 128}, 2: {"lr": 1e-3, "batch_size": 256}}
+
 @dataclass
 class TrainConfig:
     """One stage of one fold. ``init`` is the stage-1 best checkpoint that stage 2 starts from.
