@@ -256,6 +256,11 @@ def run_and_requeue(slurm: Slurm, work: Path, job: str, started: float) -> None:
     wait_for(lambda: slurm.job(job).get("Restarts") == "1" and slurm.job(job).get("JobState") == "PENDING",
              "the requeue", slurm, log, timeout=300)
     stopped = time.time() - started
+    # slurmd refuses a launch whose credential is not newer (in whole seconds) than the time it revoked
+    # the first start's credential, which it does while ending that start, possibly after slurmctld
+    # already shows PENDING; a start moved to the same second fails at once with nothing in the job's
+    # log (seen in CI). SLURM's own ~2 min hold avoids that; a few seconds are enough here.
+    time.sleep(5)
     slurm.run("scontrol", "update", f"JobId={job}", "StartTime=now")
     requeued = time.time()
     wait_for(lambda: slurm.job(job).get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"),
@@ -265,7 +270,7 @@ def run_and_requeue(slurm: Slurm, work: Path, job: str, started: float) -> None:
     print(f"\nfirst run to signal {first:.0f} s, stopped and requeued {stopped - first:.0f} s after the signal, "
           f"requeued run {second:.0f} s")
     fields = slurm.job(job)
-    assert (fields["JobState"], fields["ExitCode"]) == ("COMPLETED", "0:0"), text[-4000:]
+    assert (fields["JobState"], fields["ExitCode"]) == ("COMPLETED", "0:0"), f"{text[-4000:]}\n{slurm.logs()}"
 
     # the first start stopped the Ctrl-C way and requeued; the second resumed the same sweep
     assert "USR1: stopping the sweep resumably" in text
