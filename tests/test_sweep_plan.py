@@ -231,3 +231,33 @@ def test_the_sweep_summarises_its_seeds_with_those_finished_before(workdir, caps
     assert "seed 0: 1 of 2, seed 1: 2 of 2" in out
     print_seeds(plans[:1], {plans[0].key: summary([0.8, 0.7], [0.6, 0.6], [0.65, 0.75])})
     assert capsys.readouterr().out == ""  # one seed: nothing to summarise
+
+
+def test_resume_of_several_sweeps_starts_those_the_stop_came_before(workdir, monkeypatch, capsys):
+    """`--seeds 0 1` stopped during seed 0: the printed --resume command continues seed 0 and starts
+    seed 1 (its storage empty), instead of refusing seed 1 as having nothing to resume."""
+    from chromtune.sweep import driver
+    from chromtune.sweep.plan import write_plan
+
+    args = build_parser().parse_args([*SMOKE, "--seeds", "0", "1", "--resume"])
+    write_plan(plan_sweep(settings_from_args(args)[0]))  # seed 0 had begun: its plan.json is stored
+    ran = []
+
+    def record(plan):
+        ran.append((plan.settings.seed, plan.settings.resume))
+        return summary([0.8, 0.7], [0.6, 0.6], [0.65, 0.75]), ""
+
+    monkeypatch.setattr(driver, "run_sweep", record)
+    monkeypatch.setattr(driver, "fold_roles_text", lambda plan: "")
+    code, _ = driver.run_sweeps(settings_from_args(args))
+    assert code == 0 and ran == [(0, True), (1, False)]
+    assert "was not begun before the stop; it starts now" in capsys.readouterr().out
+
+
+def test_resume_of_several_sweeps_none_begun_is_refused(workdir, capsys):
+    from chromtune.cli.sweep import main as sweep_main
+    from chromtune.errors import run_cli
+
+    assert run_cli(sweep_main, [*SMOKE, "--seeds", "0", "1", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--resume: nothing to resume" in err[0]

@@ -25,8 +25,8 @@ from chromtune.data.folds import roles_table
 from chromtune.errors import UserError
 from chromtune.sweep.fold import RESULT_NAMES, fold_process, run_fold, share_data_file
 from chromtune.sweep.lease import Lease
-from chromtune.sweep.plan import (DONE_MARKER, SweepPlan, check_storage, concurrent_folds, is_finished, plan_sweep,
-                                 write_plan)
+from chromtune.sweep.plan import (DONE_MARKER, SweepPlan, check_storage, concurrent_folds, holds_sweep, is_finished,
+                                 plan_sweep, write_plan)
 from chromtune.sweep.settings import SweepSettings, command_flags
 from chromtune.sweep.progress import Progress, relay, say
 from chromtune.sweep.signals import EXIT_INTERRUPTED, STOP, Interrupted
@@ -210,6 +210,12 @@ def run_sweeps(sweeps: list[SweepSettings]) -> tuple[int, dict]:
             print(f"sweep {plan.key} finished already; nothing to resume ({plan.storage.uri})", flush=True)
         else:
             todo.append(plan)
+    begun = [plan for plan in plans if plan.settings.resume and holds_sweep(plan)]
+    if begun:  # one command of several sweeps (--seeds, several --arch): those it had not reached start now
+        for plan in todo:
+            if plan not in begun:
+                print(f"sweep {plan.key} was not begun before the stop; it starts now", flush=True)
+                plan.settings = replace(plan.settings, resume=False)
     leases: list[Lease] = []
     STOP.on_exit.append(lambda: [lease.release() for lease in leases])
     current = None
