@@ -23,6 +23,7 @@ import torch
 from chromtune import atomic, progress
 from chromtune.predict import loading, scoring
 from chromtune.predict.expression import align_expression
+from chromtune.predict.predictor import Predictor
 from chromtune.predict.scoring import Member
 from chromtune.cli.predict import main as predict_main
 from chromtune.data.dataset import write_dataset
@@ -30,6 +31,7 @@ from chromtune.errors import UserError
 from chromtune.models import build_model
 from chromtune.models.checkpoint import save_model
 from chromtune.train.baselines import mean_accessibility
+from chromtune.train.precision import cpu_has_native_bf16
 from conftest import assert_one_line_error, gone_pid, random_dataset, randomize_batchnorm, run_command
 
 N_GENES, CONTEXT = 8, 400
@@ -296,6 +298,42 @@ def test_cli_fill_missing_median_uses_the_training_cell_types(setup, capsys):
 
 
 # -- bad input: one line, exit 2, nothing written or damaged --------------------------------------
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no AVX512-BF16 or AMX-BF16")
+def test_bf16_scores_agree_with_fp32_and_the_header_says_which(setup, capsys):
+    d, ds, model = setup["dir"], setup["ds"], setup["model"]
+    expression, mean = np.log1p(setup["tpm"]).astype(np.float32), mean_accessibility(ds.labels, TRAIN)
+    bins = np.arange(ds.n_bins)
+    fp32 = scoring.predict_accessibility(model, ds, expression, bins, mean)
+    bf16 = [scoring.predict_accessibility(model, ds, expression, bins, mean, batch_size=b, bf16=True)
+            for b in (1, 8, 64)]
+    assert np.abs(bf16[0] - fp32).max() > 0  # bf16 did score (not the float32 path)
+    for got in bf16:
+        np.testing.assert_allclose(got, fp32, atol=0.03)
+    np.testing.assert_allclose(bf16[1], bf16[2], atol=1e-2)
+    for precision, expected in (("bf16", bf16[2]), ("fp32", fp32)):
+        out = d / f"{precision}.h5"
+        code, _, err = cli(["--model", d / "best.pt", "--expression", d / "new.tsv", "--out", out, "--device", "cpu",
+                            "--precision", precision], capsys)
+        assert code == 0, err
+        with h5py.File(out) as f:
+            assert f.attrs["precision"] == precision
+            np.testing.assert_allclose(f["probabilities"][()].astype(np.float32), expected, atol=1e-2)
+    assert Predictor.load(d / "best.pt", device="cpu", precision="auto").precision == "bf16"
+
+
+def test_bf16_on_a_cpu_that_would_emulate_it_is_one_line_before_anything_is_written(setup, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False, "amx_bf16": False})
+    d = setup["dir"]
+    base = ["--model", d / "best.pt", "--expression", d / "new.tsv", "--out", d / "p.h5", "--device", "cpu"]
+    code, _, err = cli([*base, "--precision", "bf16"], capsys)
+    assert_one_line_error(code, err, "--precision bf16", "no native bf16")
+    assert not (d / "p.h5").exists()
+    code, _, err = cli([*base, "--precision", "auto"], capsys)  # auto falls back to float32 there
+    assert code == 0, err
+    with h5py.File(d / "p.h5") as f:
+        assert f.attrs["precision"] == "fp32"
+
+
 def test_bad_input_is_one_line_and_leaves_outputs_untouched(setup, capsys, monkeypatch):
     d, ds = setup["dir"], setup["ds"]
     (d / "p.h5").write_bytes(b"previous result")

@@ -69,14 +69,14 @@ def add_scoring_flags(p: argparse.ArgumentParser, batch_size: int, batch_help: s
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: cuda when available")
 
 
-def add_precision_flag(p: argparse.ArgumentParser) -> None:
-    """``--precision``, which ``train`` and ``sweep`` share (chromtune.train.precision resolves it)."""
+def add_precision_flag(p: argparse.ArgumentParser, records: str = "The run records the choice") -> None:
+    """``--precision``, which ``train``, ``sweep`` and ``predict`` share (chromtune.train.precision resolves it)."""
     from chromtune.train.config import PRECISIONS
 
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="bf16 autocast or float32; auto: bf16 where the hardware has it natively (a GPU, a CPU with "
                         "AVX512-BF16 or AMX-BF16), fp32 elsewhere; bf16 on a CPU that would emulate it is refused. "
-                        "The run records the choice (default: fp32)")
+                        f"{records} (default: fp32)")
 
 
 def check_at_least_one(args: argparse.Namespace, *flags: str) -> None:

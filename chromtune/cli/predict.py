@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from chromtune.cli import command_parser
+from chromtune.cli import add_precision_flag, command_parser
 from chromtune.errors import run_cli
 
 FILL_NAMES = ("median", "zero")  # chromtune.predict.expression.FILLS, without importing torch
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=512, help="bins per trunk pass")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="'auto': cuda when available")
+    add_precision_flag(p, "The output's header records the choice; BENCHMARKS.md gives bf16's speed-up and its "
+                          "difference from fp32")
     return p
 
 
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         predict_files(args.model, args.expression, args.out, data=args.data, regions=args.regions, bed=args.bed,
                       bigwig=args.bigwig, threshold=args.threshold, fill_missing=args.fill_missing,
                       tracking_uri=args.tracking_uri, batch_size=args.batch_size, device=args.device,
-                      progress=progress)
+                      precision=args.precision, progress=progress)
     return 0
 
 

@@ -16,6 +16,7 @@ from chromtune.progress import Progress, clock, line_for, rate_text
 from chromtune.predict.bins import bin_names, bins_in_regions, has_coordinates, sort_bins
 from chromtune.predict.expression import FILLS
 from chromtune.predict.predictor import Predictor, resolve_device
+from chromtune.train.precision import resolve_precision
 
 BLOCK_BINS = 1 << 13  # bins per block written to the outputs
 
@@ -60,7 +61,8 @@ def predict_files(model: str, expression: str | os.PathLike, out: str | os.PathL
                   data: str | os.PathLike | None = None, regions: str | os.PathLike | None = None,
                   bed: str | os.PathLike | None = None, bigwig: str | os.PathLike | None = None,
                   threshold: float = 0.5, fill_missing: str | None = None, tracking_uri: str | None = None,
-                  batch_size: int = 512, device: str = "auto", progress: Progress | None = None) -> Path:
+                  batch_size: int = 512, device: str = "auto", precision: str = "fp32",
+                  progress: Progress | None = None) -> Path:
     """``chromtune predict``: check the arguments, load the model (a sweep run id: its fold ensemble),
     predict every bin (or those overlapping `regions`) in the cell types of the table `expression`,
     and write `out` (plus one BED / bigWig file per cell type into `bed` / `bigwig`); returns `out`.
@@ -69,7 +71,7 @@ def predict_files(model: str, expression: str | os.PathLike, out: str | os.PathL
     `bed`, each cell type's bins at p >= `threshold`."""
     with line_for(progress, "predict") as line:
         writer, summary = _predict_files(model, expression, out, data, regions, bed, bigwig, threshold, fill_missing,
-                                         tracking_uri, batch_size, device, line)
+                                         tracking_uri, batch_size, device, precision, line)
     print(summary)  # after the progress line's last state
     for text in bed_report(writer, Path(bed), len(writer.bins.index)) if bed is not None else []:
         print(text, file=sys.stderr if text.startswith("chromtune: warning") else sys.stdout)
@@ -77,7 +79,7 @@ def predict_files(model: str, expression: str | os.PathLike, out: str | os.PathL
 
 
 def _predict_files(model, expression, out, data, regions, bed, bigwig, threshold, fill_missing, tracking_uri,
-                   batch_size, device, progress: Progress) -> tuple[TrackWriter, str]:
+                   batch_size, device, precision, progress: Progress) -> tuple[TrackWriter, str]:
     """:func:`predict_files` under its progress line: the writer and the closing summary."""
     out, expression = Path(out), Path(expression)
     bed, bigwig, regions = (None if x is None else Path(x) for x in (bed, bigwig, regions))
@@ -93,9 +95,9 @@ def _predict_files(model, expression, out, data, regions, bed, bigwig, threshold
             check_output_folder(folder, flag)
     if bigwig is not None:
         import_pybigwig()
-    resolve_device(device)
+    resolve_precision(precision, resolve_device(device))
     progress.update(phase="loading the model")
-    predictor = Predictor.load(model, data, tracking_uri=tracking_uri, device=device)
+    predictor = Predictor.load(model, data, tracking_uri=tracking_uri, device=device, precision=precision)
     ds, meta = predictor.dataset, predictor.meta
     progress.update(phase="reading the expression")
     values, cells = predictor.expression(expression, fill_missing)
@@ -110,7 +112,8 @@ def _predict_files(model, expression, out, data, regions, bed, bigwig, threshold
              "data": str(ds.path), "expression": str(expression.resolve()),
              "expression_transform": meta["expression_transform"], "fill_missing": fill_missing or "",
              "regions": str(regions.resolve()) if regions else "",
-             "assembly": str(ds.attrs.get("assembly", "unknown")), "bin_size": ds.bin_size, "stride": ds.stride}
+             "assembly": str(ds.attrs.get("assembly", "unknown")), "bin_size": ds.bin_size, "stride": ds.stride,
+             "precision": predictor.precision}
     writer = write_predictions(out, predictor, values, cells, bins, attrs, bed, bigwig, threshold, batch_size, progress)
     extras = "".join(f"; {kind} files in {folder}" for kind, folder in (("BED", bed), ("bigWig", bigwig))
                      if folder is not None)

@@ -21,6 +21,7 @@ from chromtune.predict.expression import align_expression
 from chromtune.predict.loading import load_all, load_one
 from chromtune.predict.scoring import Member, predict_ensemble
 from chromtune.train.baselines import mean_accessibility
+from chromtune.train.precision import resolve_precision
 
 MEAN_FEATURE = "the model's mean-accessibility feature"
 
@@ -83,31 +84,35 @@ def mean_feature(ds: Dataset, model, meta: dict) -> np.ndarray | None:
 
 class Predictor:
     """A stage-2 model or fold ensemble (:attr:`members`) and the data set (:attr:`dataset`) whose bins
-    and sequence it scores, on :attr:`device`.
+    and sequence it scores, on :attr:`device`, in :attr:`precision` (``fp32``, or ``bf16`` autocast where
+    the device computes bf16 natively; ``auto`` picks bf16 there).
 
     >>> p = Predictor.load("runs/s2")                      # or a fold run id, or a sweep run id
     >>> table = p(expression_df, regions_df)               # chrom, start, end, one column per cell type
     """
 
-    def __init__(self, members: list[Member], dataset: Dataset, device: torch.device | str = "cpu"):
+    def __init__(self, members: list[Member], dataset: Dataset, device: torch.device | str = "cpu",
+                 precision: str = "fp32"):
         if not members:
             raise ValueError("a Predictor needs one member at least")
         self.members, self.dataset, self.device = members, dataset, torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
 
     @classmethod
     def load(cls, model: str | os.PathLike, data: str | os.PathLike | None = None, *, tracking_uri: str | None = None,
-             device: str = "auto", ensemble: bool = True) -> Predictor:
+             device: str = "auto", ensemble: bool = True, precision: str = "fp32") -> Predictor:
         """The model(s) `model` names (a checkpoint, a run folder, a fold run id, or with `ensemble` a sweep
         run id: every finished fold's model) and the data set `data` (default: the model's training data
         set), checked against each other; each member's mean feature computed here, once."""
         device = resolve_device(device)
+        resolve_precision(precision, device)  # a refused precision fails before the models load
         loaded = load_all(model, tracking_uri) if ensemble else [load_one(str(model), tracking_uri)]
         ds = open_data(data, loaded[0][1])
         members = []
         for net, meta in loaded:
             check_data(ds, net, meta)
             members.append(Member(net, meta, mean_feature(ds, net, meta)))
-        return cls(members, ds, device)
+        return cls(members, ds, device, precision)
 
     @property
     def meta(self) -> dict:
@@ -137,7 +142,8 @@ class Predictor:
     def probabilities(self, expression: np.ndarray, bins: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """(len(bins), C) float32 P(accessible) of data set `bins` in the cell types of the (C, G)
         transformed `expression`; an ensemble's members averaged."""
-        return predict_ensemble(self.members, self.dataset, expression, bins, batch_size, self.device)
+        return predict_ensemble(self.members, self.dataset, expression, bins, batch_size, self.device,
+                                self.precision == "bf16")
 
     def __call__(self, expression: str | os.PathLike | pd.DataFrame, regions=None, *, fill: str | None = None,
                  batch_size: int = 512, as_frame: bool = True) -> pd.DataFrame | np.ndarray:

@@ -34,14 +34,16 @@ class Member:
 
 @torch.inference_mode()
 def predict_accessibility(model, dataset: Dataset, expression: np.ndarray, bins: np.ndarray,
-                          mean: np.ndarray | None, batch_size: int = 512, device="cpu") -> np.ndarray:
+                          mean: np.ndarray | None, batch_size: int = 512, device="cpu",
+                          bf16: bool = False) -> np.ndarray:
     """(len(bins), C) float32 probabilities for every (bin, cell type) pair: the fast path.
 
     `expression` is (C, G) in the model's gene order, already transformed; `bins` index the data
     set's bins; `mean` is the (dataset.n_bins,) mean accessibility over the model's training cell
     types (:func:`chromtune.train.baselines.mean_accessibility`), or None for a model without the
     mean feature. The trunk runs once per bin in batches of `batch_size` bins. The model is moved
-    to `device` and put in eval mode (in place). Raises ValueError for inconsistent inputs.
+    to `device` and put in eval mode (in place); `bf16` scores under bf16 autocast (a resolved precision:
+    :func:`chromtune.train.precision.resolve_precision`). Raises ValueError for inconsistent inputs.
     """
     config = model.config
     expression = np.asarray(expression, dtype=np.float32)
@@ -63,7 +65,7 @@ def predict_accessibility(model, dataset: Dataset, expression: np.ndarray, bins:
     model = model.to(device).eval()
     out = np.empty((len(bins), len(expression)), dtype=np.float32)
     done = 0
-    for chunk, logits in score_blocks(model, dataset, bins, expression, mean, device, batch_size,
+    for chunk, logits in score_blocks(model, dataset, bins, expression, mean, device, batch_size, bf16,
                                       max_pairs=PAIR_ROWS):
         out[done:done + len(chunk)] = torch.sigmoid(logits).cpu().numpy()
         done += len(chunk)
@@ -71,11 +73,11 @@ def predict_accessibility(model, dataset: Dataset, expression: np.ndarray, bins:
 
 
 def predict_ensemble(members: Sequence[Member], dataset: Dataset, expression: np.ndarray, bins: np.ndarray,
-                     batch_size: int = 512, device="cpu") -> np.ndarray:
+                     batch_size: int = 512, device="cpu", bf16: bool = False) -> np.ndarray:
     """(len(bins), C) float32: the mean over `members` of :func:`predict_accessibility`, a fold
     ensemble's probabilities (one member: its own)."""
     total = None
     for member in members:
-        p = predict_accessibility(member.model, dataset, expression, bins, member.mean, batch_size, device)
+        p = predict_accessibility(member.model, dataset, expression, bins, member.mean, batch_size, device, bf16)
         total = p if total is None else total + p
     return total / len(members)
