@@ -20,6 +20,7 @@ checkpoints nor resumes), and the sweep's Tune session for single-process trials
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -47,6 +48,7 @@ from chromtune.train.config import TrainConfig
 from chromtune.train.evaluate import (UndefinedMetric, undefined_cause, unwrap, validation_metrics,
                                      validation_sample)
 from chromtune.train.precision import autocast, resolve_precision
+from chromtune.train.sessions import checkpoint_files
 from chromtune.train.task import FoldTask
 
 STATE_FILE = "state.pt"
@@ -195,9 +197,8 @@ class TrainSession:
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         return ray.train.torch.prepare_model(model)
 
-    def checkpoint_dir(self) -> Path | None:
-        checkpoint = ray.train.get_checkpoint()
-        return Path(checkpoint.to_directory()) if checkpoint else None
+    def checkpoint_files(self):
+        return checkpoint_files(ray.train.get_checkpoint())
 
     def report(self, metrics: dict, folder: Path | None, name: str) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if folder else None
@@ -220,6 +221,9 @@ class FolderSession:
     def checkpoint_dir(self) -> Path | None:
         found = sorted(self.storage.glob(f"epoch_*/{STATE_FILE}"))
         return found[-1].parent if found else None
+
+    def checkpoint_files(self):
+        return contextlib.nullcontext(self.checkpoint_dir())
 
     def report(self, metrics: dict, folder: Path | None, name: str) -> None:
         previous = self.checkpoint_dir()
@@ -260,10 +264,12 @@ def run_loop(cfg: TrainConfig, session, progress: Callable[[int, int, str], None
     model = build_for(cfg, task)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     start_epoch, best_metric, best_epoch, best_state, history = 0, -math.inf, 0, None, []
-    folder = session.checkpoint_dir()
-    if folder:
-        state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
-        best = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
+    state = best = None
+    with session.checkpoint_files() as folder:
+        if folder is not None:
+            state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+            best = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_metric, history = state["epoch"] + 1, state["best_metric"], state["history"]

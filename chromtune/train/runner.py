@@ -185,4 +185,5 @@ def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: b
                               progress_queue=queue).fit()
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
-    return finish_run(cfg, Path(result.checkpoint.to_directory()), out, task, progress=progress)
+    with result.checkpoint.as_directory() as folder:  # no copy of a local checkpoint, none left in /tmp
+        return finish_run(cfg, Path(folder), out, task, progress=progress)

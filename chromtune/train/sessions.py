@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-
 from pathlib import Path
+from typing import Iterator
 
 import torch
+
+
+@contextlib.contextmanager
+def checkpoint_files(checkpoint) -> Iterator[Path | None]:
+    """A Ray checkpoint's folder while the block runs (None for no checkpoint). A checkpoint in remote
+    storage is downloaded to a temporary folder that is removed afterwards; ``to_directory()`` would
+    leave a copy of the model and optimizer in /tmp at every resume."""
+    if checkpoint is None:
+        yield None
+        return
+    with checkpoint.as_directory() as folder:
+        yield Path(folder)
 
 
 class TuneSession:
@@ -20,11 +33,10 @@ class TuneSession:
     def prepare(self, model):
         return model.to(self.device)
 
-    def checkpoint_dir(self):
+    def checkpoint_files(self):
         from ray import tune
 
-        checkpoint = tune.get_checkpoint()
-        return Path(checkpoint.to_directory()) if checkpoint else None
+        return checkpoint_files(tune.get_checkpoint())
 
     def report(self, metrics: dict, folder, name: str) -> None:
         import ray
