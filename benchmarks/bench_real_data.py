@@ -14,8 +14,9 @@ before and after each, since the machine may be shared. Reports:
 - per fold, test AUPRC of the selected model against the mean and RNA-weighted mean baselines
   (the sweep's summary.csv);
 - ``predict`` of the RNA-only cell type (PBMC 68k's CD34+) with the sweep's models over a
-  ``--predict-mb`` region: bins per second of the whole command, and the time that rate implies for
-  hg38 at stride 50 (6.2e7 bins).
+  ``--predict-mb`` region: bins per second of the whole command and predict's own rate (its closing
+  line: scoring and writing, start-up left out), and the time the first implies for hg38 at stride 50
+  (6.2e7 bins).
 
     nice -n 5 python benchmarks/bench_real_data.py --out /tmp/real-bench
     nice -n 5 python benchmarks/bench_real_data.py --out /tmp/real-bench --length 20000000 --stride 200
@@ -143,8 +144,10 @@ def main() -> None:
     start = 10_000_000
     end = start + int(args.predict_mb * 1e6)
     (work / "region.bed").write_text(f"chrX\t{start}\t{end}\n")
-    timed("predict", ["predict", "--model", sweep_run, "--expression", rel / "new_expression.tsv",
-                      "--regions", "region.bed", "--out", "preds.h5"], work, report)
+    out = timed("predict", ["predict", "--model", sweep_run, "--expression", rel / "new_expression.tsv",
+                            "--regions", "region.bed", "--out", "preds.h5"], work, report)
+    own = re.findall(r"([\d.,]+) bins/s", out)  # predict's own rate: scoring and writing, without start-up
+    report["predict"]["own_bins_per_second"] = float(own[-1].replace(",", "")) if own else None
     import h5py
 
     with h5py.File(work / "preds.h5", "r") as f:
