@@ -84,8 +84,9 @@ def mean_feature(ds: Dataset, model, meta: dict) -> np.ndarray | None:
 
 class Predictor:
     """A stage-2 model or fold ensemble (:attr:`members`) and the data set (:attr:`dataset`) whose bins
-    and sequence it scores, on :attr:`device`, in :attr:`precision` (``fp32``, or ``bf16`` autocast where
-    the device computes bf16 natively; ``auto`` picks bf16 there).
+    and sequence it scores, on :attr:`device`. :attr:`precision` is that of :meth:`probabilities`
+    (``fp32``, or ``bf16`` autocast where the device computes bf16 natively; ``auto`` picks bf16 there);
+    variant effects and interpretation, which difference or differentiate scores, stay float32.
 
     >>> p = Predictor.load("runs/s2")                      # or a fold run id, or a sweep run id
     >>> table = p(expression_df, regions_df)               # chrom, start, end, one column per cell type
