@@ -65,13 +65,14 @@ class Store:
 
     def sweep(self, arch: str, model: list[float], paradigm: str = "tune", mean: bool = True, seed: int = 0,
               finished: tuple[int, ...] = tuple(range(K)), smoke: bool = False, baselines=(MEAN, WEIGHTED),
-              artifacts: bool = True) -> str:
-        key = f"toy-{arch}-{paradigm}-{'mean' if mean else 'nomean'}-k{K}-s{seed}" + ("-smoke" if smoke else "")
+              artifacts: bool = True, precision: str = "fp32") -> str:
+        key = (f"toy-{arch}-{paradigm}-{'mean' if mean else 'nomean'}-k{K}-s{seed}"
+               + ("-bf16" if precision == "bf16" else "") + ("-smoke" if smoke else ""))
         tags = {"chromtune.key": key, "chromtune.sweep": key, "chromtune.level": "sweep", "arch": arch,
                 "paradigm": paradigm, "mean": str(mean)}
         sweep = self.client.create_run(self.exp, run_name=f"sweep {key}", tags=tags).info.run_id
         for name, value in {"folds": K, "seed": seed, "smoke_test": smoke, "data": "/x/toy.h5",
-                            "mean_feature": "reference"}.items():
+                            "mean_feature": "reference", "precision": precision}.items():
             self.client.log_param(sweep, name, str(value))
         auprc = dict(zip(NAMES, (model, *baselines)))
         for fold in range(K):
@@ -495,3 +496,17 @@ def test_sweeps_at_several_seeds_are_summarised_over_seeds(store, tmp_path, caps
     assert row["vs_mean_baseline_p"] == pytest.approx(paired_wilcoxon(averaged, np.zeros(15))["p"])
     assert (tmp_path / "cmp" / "seeds.csv").exists() and "## Over seeds" in (tmp_path / "cmp" / "report.md").read_text()
     assert "over seeds 0 1 2" in compare.report.verdict_text(result)
+
+
+def test_bf16_and_fp32_sweeps_of_one_model_are_compared_as_two_models_each_over_its_seeds(store, tmp_path):
+    """issue 22: bf16 becomes the default only after `chromtune compare` of bf16 against fp32 sweeps."""
+    bf16_model = [m - 0.01 for m in RESNET]
+    fp32 = [store.sweep("resnet", RESNET, seed=seed) for seed in (0, 1)]
+    bf16 = [store.sweep("resnet", bf16_model, seed=seed, precision="bf16") for seed in (0, 1)]
+    result = run_compare(store.uri, EXPERIMENT, tmp_path / "cmp")
+    assert result["sweeps"] == [fp32[0], bf16[0]]
+    assert sorted(result["seeds"]["model"]) == ["resnet+mean (tune)", "resnet+mean (tune, bf16)"]
+    assert set(result["seeds"]["seeds"]) == {"0 1"}
+    tests = result["tests"]
+    pair = tests[(tests["a"] == "resnet+mean (tune)") & (tests["b"] == "resnet+mean (tune, bf16)")]
+    assert len(pair) == 1

@@ -31,14 +31,17 @@ class Sweep:
     folds: dict = field(default_factory=dict)
     mean_feature: str = "reference"
     seed: int = 0
+    precision: str = "fp32"
     repeats: list = field(default_factory=list)  # the same sweep at other seeds (``--seeds``)
 
     @property
     def label(self) -> str:
         """e.g. ``resnet+mean (tune)``; ``resnet+mean[loo] (tune)`` when training pairs' mean feature
-        left their own label out (``--mean-feature loo``)."""
+        left their own label out (``--mean-feature loo``); ``resnet+mean (tune, bf16)`` when it trained
+        in bf16, so the two precisions are compared as two models."""
         loo = "[loo]" if self.mean and self.mean_feature == "loo" else ""
-        return f"{self.arch}{'+mean' if self.mean else ''}{loo} ({self.paradigm})"
+        bf16 = ", bf16" if self.precision == "bf16" else ""
+        return f"{self.arch}{'+mean' if self.mean else ''}{loo} ({self.paradigm}{bf16})"
 
     @property
     def complete(self) -> bool:
@@ -89,7 +92,7 @@ def find_sweeps(client, experiment_id: str) -> dict[str, Sweep]:
                             tags.get("mean") == "True", int(params.get("folds", 0)), params.get("smoke_test") == "True",
                             f"sweep run {run.info.run_id} lacks {', '.join(missing)}" if missing else "",
                             mean_feature=params.get("mean_feature", "reference"),  # sweeps before it: the reference's
-                            seed=int(params.get("seed", 0)))
+                            seed=int(params.get("seed", 0)), precision=params.get("precision", "fp32"))
     finished = _search(client, experiment_id, "tags.`chromtune.level` = 'fold' and attributes.status = 'FINISHED'")
     for run in sorted(finished, key=lambda r: r.info.end_time or 0):  # a later duplicate wins
         sweep = sweeps.get(run.data.tags.get("chromtune.sweep"))
