@@ -16,7 +16,6 @@ from chromtune.progress import Progress, clock, line_for, rate_text
 from chromtune.predict.bins import bin_names, bins_in_regions, has_coordinates, sort_bins
 from chromtune.predict.expression import FILLS
 from chromtune.predict.predictor import Predictor, resolve_device
-from chromtune.train.precision import resolve_precision
 
 BLOCK_BINS = 1 << 13  # bins per block written to the outputs
 
@@ -95,7 +94,7 @@ def _predict_files(model, expression, out, data, regions, bed, bigwig, threshold
             check_output_folder(folder, flag)
     if bigwig is not None:
         import_pybigwig()
-    resolve_precision(precision, resolve_device(device))
+    resolve_device(device)
     progress.update(phase="loading the model")
     predictor = Predictor.load(model, data, tracking_uri=tracking_uri, device=device, precision=precision)
     ds, meta = predictor.dataset, predictor.meta
