@@ -65,14 +65,15 @@ class Store:
 
     def sweep(self, arch: str, model: list[float], paradigm: str = "tune", mean: bool = True, seed: int = 0,
               finished: tuple[int, ...] = tuple(range(K)), smoke: bool = False, baselines=(MEAN, WEIGHTED),
-              artifacts: bool = True, precision: str = "fp32") -> str:
+              artifacts: bool = True, precision: str = "fp32", pairs_per_bin: int = 1) -> str:
         key = (f"toy-{arch}-{paradigm}-{'mean' if mean else 'nomean'}-k{K}-s{seed}"
+               + (f"-ppb{pairs_per_bin}" if pairs_per_bin > 1 else "")
                + ("-bf16" if precision == "bf16" else "") + ("-smoke" if smoke else ""))
         tags = {"chromtune.key": key, "chromtune.sweep": key, "chromtune.level": "sweep", "arch": arch,
                 "paradigm": paradigm, "mean": str(mean)}
         sweep = self.client.create_run(self.exp, run_name=f"sweep {key}", tags=tags).info.run_id
         for name, value in {"folds": K, "seed": seed, "smoke_test": smoke, "data": "/x/toy.h5",
-                            "mean_feature": "reference", "precision": precision}.items():
+                            "mean_feature": "reference", "precision": precision, "pairs_per_bin": pairs_per_bin}.items():
             self.client.log_param(sweep, name, str(value))
         auprc = dict(zip(NAMES, (model, *baselines)))
         for fold in range(K):
@@ -510,3 +511,15 @@ def test_bf16_and_fp32_sweeps_of_one_model_are_compared_as_two_models_each_over_
     tests = result["tests"]
     pair = tests[(tests["a"] == "resnet+mean (tune)") & (tests["b"] == "resnet+mean (tune, bf16)")]
     assert len(pair) == 1
+
+
+def test_sweeps_with_pairs_grouped_by_bin_are_their_own_model(store, tmp_path):
+    """issue 22 item 3: the default is chosen by comparing grouped pairs with independent ones over seeds."""
+    grouped_model = [m + 0.01 for m in RESNET]
+    independent = [store.sweep("resnet", RESNET, seed=seed) for seed in (0, 1)]
+    grouped = [store.sweep("resnet", grouped_model, seed=seed, pairs_per_bin=4) for seed in (0, 1)]
+    result = run_compare(store.uri, EXPERIMENT, tmp_path / "cmp")
+    assert result["sweeps"] == [independent[0], grouped[0]]
+    assert sorted(result["seeds"]["model"]) == ["resnet+mean (tune)", "resnet+mean (tune, 4 pairs/bin)"]
+    tests = result["tests"]
+    assert len(tests[(tests["a"] == "resnet+mean (tune)") & (tests["b"] == "resnet+mean (tune, 4 pairs/bin)")]) == 1

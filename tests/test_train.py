@@ -95,9 +95,11 @@ def test_same_seed_same_numbers(data_file, tmp_path):
     assert _history(a) != _history(c)
 
 
-def test_no_leakage_into_training(data_file, stage1_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("pairs_per_bin", [1, 3])
+def test_no_leakage_into_training(data_file, stage1_run, tmp_path, monkeypatch, pairs_per_bin):
     """Training batches hold only training cell types and bins outside the guarded validation
-    blocks; flipping every held-out label changes nothing that training sees."""
+    blocks; flipping every held-out label changes nothing that training sees (independent pairs, and
+    pairs grouped by bin)."""
     seen = []
     for cls in (sampling.Stage1Sampler, sampling.Stage2Sampler):
         original = cls.batch
@@ -111,7 +113,7 @@ def test_no_leakage_into_training(data_file, stage1_run, tmp_path, monkeypatch):
     stage1 = TrainConfig(data=data_file, stage=1, **FAST)
     task = FoldTask.from_config(stage1)
     run_training(stage1, tmp_path / "s1", workers=0)
-    stage2 = TrainConfig(data=data_file, stage=2, init=str(stage1_run), **FAST)
+    stage2 = TrainConfig(data=data_file, stage=2, init=str(stage1_run), pairs_per_bin=pairs_per_bin, **FAST)
     clean = run_training(stage2, tmp_path / "s2", workers=0)
 
     held_out = set(task.fold.valid) | set(task.fold.test)

@@ -79,6 +79,15 @@ def add_precision_flag(p: argparse.ArgumentParser, records: str = "The run recor
                         f"{records} (default: fp32)")
 
 
+def add_pairs_per_bin_flag(p: argparse.ArgumentParser) -> None:
+    """``--pairs-per-bin``, which ``train`` and ``sweep`` share (chromtune.data.sampling.Stage2Sampler)."""
+    p.add_argument("--pairs-per-bin", type=int, default=1, metavar="K",
+                   help="stage 2: draw training pairs in groups of up to K training cell types of one label at one "
+                        "bin, so the trunk runs once per bin for up to K pairs; every pair stays as likely to be "
+                        "drawn and batches keep 1 positive : 3 negatives (default: 1, independent pairs as the "
+                        "reference draws them)")
+
+
 def check_at_least_one(args: argparse.Namespace, *flags: str) -> None:
     """A one-line UserError for the first of `flags` (``--max-bins``) whose value in `args` is below 1."""
     from chromtune.errors import UserError

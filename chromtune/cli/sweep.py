@@ -13,7 +13,7 @@ import sys
 from dataclasses import fields
 from typing import Sequence
 
-from chromtune.cli import add_evaluation_flags, add_precision_flag, command_parser
+from chromtune.cli import add_evaluation_flags, add_pairs_per_bin_flag, add_precision_flag, command_parser
 from chromtune.errors import run_cli
 from chromtune.sweep.settings import DEFAULTS, SweepSettings, each_sweep
 from chromtune.train.config import MEAN_FEATURES, PARADIGMS
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Ray Train workers per trial (DDP); 0 trains inside the trial's own process")
     p.add_argument("--gpus-per-worker", type=float, default=DEFAULTS.gpus_per_worker, help="GPUs per worker")
     add_precision_flag(p)
+    add_pairs_per_bin_flag(p)
     p.add_argument("--cpus-per-worker", type=float, default=DEFAULTS.cpus_per_worker, help="CPUs per worker")
     p.add_argument("--max-concurrent-trials", type=int, default=DEFAULTS.max_concurrent_trials,
                    help="0: as many as the cluster fits")

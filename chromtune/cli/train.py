@@ -16,7 +16,7 @@ import sys
 from typing import Sequence
 
 from chromtune.atomic import check_output_folder
-from chromtune.cli import add_evaluation_flags, add_precision_flag, command_parser
+from chromtune.cli import add_evaluation_flags, add_pairs_per_bin_flag, add_precision_flag, command_parser
 from chromtune.errors import UserError, handle_stop_signals, run_cli
 from chromtune.io.files import absolute
 from chromtune.train.config import MEAN_FEATURES, PARADIGMS, STAGE_DEFAULTS, TrainConfig, config_values
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs (and torch threads) per worker")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
     add_precision_flag(p)
+    add_pairs_per_bin_flag(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the folds, bin split and training")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     p.add_argument("--address", help="Ray cluster address (default: a private local Ray on 127.0.0.1)")
@@ -105,7 +106,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         with_mean=args.with_mean, mean_feature=args.mean_feature, head=args.head, init=args.init,
         test_chroms=[c for c in args.test_chroms.split(",") if c], eval_every=args.eval_every,
         valid_bins=args.valid_bins, valid_pairs=args.valid_pairs, test_every=args.test_every,
-        test_max_pairs=args.test_max_pairs, evaluate_test=args.evaluate_test, precision=args.precision))
+        test_max_pairs=args.test_max_pairs, evaluate_test=args.evaluate_test, precision=args.precision,
+        pairs_per_bin=args.pairs_per_bin))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

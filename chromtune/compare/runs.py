@@ -32,16 +32,19 @@ class Sweep:
     mean_feature: str = "reference"
     seed: int = 0
     precision: str = "fp32"
+    pairs_per_bin: int = 1
     repeats: list = field(default_factory=list)  # the same sweep at other seeds (``--seeds``)
 
     @property
     def label(self) -> str:
         """e.g. ``resnet+mean (tune)``; ``resnet+mean[loo] (tune)`` when training pairs' mean feature
         left their own label out (``--mean-feature loo``); ``resnet+mean (tune, bf16)`` when it trained
-        in bf16, so the two precisions are compared as two models."""
+        in bf16, so the two precisions are compared as two models; ``resnet+mean (tune, 4 pairs/bin)`` when
+        its stage-2 training pairs came grouped by bin (``--pairs-per-bin 4``)."""
         loo = "[loo]" if self.mean and self.mean_feature == "loo" else ""
         bf16 = ", bf16" if self.precision == "bf16" else ""
-        return f"{self.arch}{'+mean' if self.mean else ''}{loo} ({self.paradigm}{bf16})"
+        grouped = f", {self.pairs_per_bin} pairs/bin" if self.pairs_per_bin > 1 else ""
+        return f"{self.arch}{'+mean' if self.mean else ''}{loo} ({self.paradigm}{bf16}{grouped})"
 
     @property
     def complete(self) -> bool:
@@ -92,7 +95,8 @@ def find_sweeps(client, experiment_id: str) -> dict[str, Sweep]:
                             tags.get("mean") == "True", int(params.get("folds", 0)), params.get("smoke_test") == "True",
                             f"sweep run {run.info.run_id} lacks {', '.join(missing)}" if missing else "",
                             mean_feature=params.get("mean_feature", "reference"),  # sweeps before it: the reference's
-                            seed=int(params.get("seed", 0)), precision=params.get("precision", "fp32"))
+                            seed=int(params.get("seed", 0)), precision=params.get("precision", "fp32"),
+                            pairs_per_bin=int(params.get("pairs_per_bin", 1)))
     finished = _search(client, experiment_id, "tags.`chromtune.level` = 'fold' and attributes.status = 'FINISHED'")
     for run in sorted(finished, key=lambda r: r.info.end_time or 0):  # a later duplicate wins
         sweep = sweeps.get(run.data.tags.get("chromtune.sweep"))

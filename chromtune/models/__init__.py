@@ -5,6 +5,9 @@ Shape contract (N = batch, L = seq_len, G = n_genes, T = n_tasks)
 Stage1Model.forward(x)                 x (N, 4, L) float one-hot             -> (N, T) logits
 Stage2Model.forward(x, expr, mean)     x (N, 4, L), expr (N, G) float,
                                        mean (N,) or (N, 1) float iff with_mean -> (N,) logits
+Stage2Model.forward(x, expr, mean, bin_index)
+                                       x (n, 4, L) the distinct windows, bin_index (N,) int64 in
+                                       [0, n): pair i's window is x[bin_index[i]]     -> (N,) logits
 
 Both expose ``.trunk`` (a ``Trunk``) and ``.head``, and a ``.config`` dict of plain values such
 that ``build_model(**model.config)`` rebuilds the same architecture.
@@ -123,13 +126,16 @@ class Stage2Model(nn.Module):
             except RuntimeError as err:
                 raise ValueError(f"cannot load trunk: {str(err).splitlines()[0]}") from None
 
-    def forward(self, x: Tensor, expr: Tensor, mean: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, expr: Tensor, mean: Tensor | None = None, bin_index: Tensor | None = None) -> Tensor:
+        """Logits of (window, expression, mean) pairs; with ``bin_index`` the trunk runs once per distinct
+        window of ``x`` and pair i takes window ``bin_index[i]`` (training batches grouped by bin)."""
         if (mean is None) == self.config["with_mean"]:
             raise ValueError("this model was built with_mean=True: pass mean" if mean is None
                              else "this model was built with_mean=False: mean must be None")
         if mean is not None:
             mean = mean.reshape(-1, 1)
-        return self.head(self.trunk(x), expr, mean)
+        feat = self.trunk(x)
+        return self.head(feat if bin_index is None else feat[bin_index], expr, mean)
 
 
 def _config_and_state(source: nn.Module | Mapping[str, Any]) -> tuple[dict, Mapping[str, Tensor]]:

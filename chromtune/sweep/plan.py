@@ -48,16 +48,19 @@ class SweepPlan:
 
     @property
     def label(self) -> str:
-        """What tells this sweep from another of the same data (``resnet tune+mean``): MLflow run
-        names begin with it, so the UI's run list tells two sweeps apart."""
+        """What tells this sweep from another of the same data (``resnet tune+mean``, ``resnet tune+mean bf16
+        4/bin``): MLflow run names begin with it, so the UI's run list tells two sweeps apart."""
         s = self.settings
         mean = ("+mean" + ("(loo)" if s.mean_feature == "loo" else "")) if s.with_mean else ""
-        return f"{s.arch} {s.paradigm}{mean}"
+        bf16 = " bf16" if self.base["precision"] == "bf16" else ""
+        grouped = f" {s.pairs_per_bin}/bin" if s.pairs_per_bin > 1 else ""
+        return f"{s.arch} {s.paradigm}{mean}{bf16}{grouped}"
 
 
 def plan_sweep(settings: SweepSettings) -> SweepPlan:
     """Validate every setting and file before Ray or MLflow start."""
     from chromtune.data.folds import plan_folds
+    from chromtune.data.sampling import check_pairs_per_bin
     from chromtune.tracking import resolve_tracking_uri
     from chromtune.train.evaluate import validation_lines
     from chromtune.train.task import load_dataset
@@ -81,13 +84,15 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
     data = data_file(s.data)
     dataset = load_dataset(data)
     folds = plan_folds(dataset.n_cell_types, s.folds, s.seed, s.split)
+    check_pairs_per_bin(s.pairs_per_bin, folds)
     spaces = {1: load_search_space(s.stage1_space), 2: load_search_space(s.stage2_space)}
     if s.smoke_test:
         spaces = {stage: space.shrunk() for stage, space in spaces.items()}
     if not s.early_stopping:  # every grid point trains its whole budget
         spaces = {stage: replace(space, asha=None) for stage, space in spaces.items()}
     mean_tag = "mean" if s.with_mean else "nomean"
-    variant = ("-ref" if s.split == "reference" else "") + ("-meanloo" if s.mean_feature == "loo" else "")
+    variant = ("-ref" if s.split == "reference" else "") + ("-meanloo" if s.mean_feature == "loo" else "") + \
+        (f"-ppb{s.pairs_per_bin}" if s.pairs_per_bin > 1 else "")
     precision = resolve_precision(s.precision, torch.device("cuda" if s.gpus_per_worker else "cpu"))
     key = f"{Path(data).stem}-{s.arch}-{s.paradigm}-{mean_tag}-k{len(folds)}-s{s.seed}{variant}" + \
           ("-bf16" if precision == "bf16" else "") + ("-smoke" if s.smoke_test else "")
@@ -98,7 +103,7 @@ def plan_sweep(settings: SweepSettings) -> SweepPlan:
                          seed=s.seed, width=s.width, paradigm=s.paradigm, with_mean=s.with_mean,
                          mean_feature=s.mean_feature, eval_every=s.eval_every, valid_bins=s.valid_bins,
                          valid_pairs=s.valid_pairs, test_every=s.test_every, test_max_pairs=s.test_max_pairs,
-                         precision=precision)
+                         precision=precision, pairs_per_bin=s.pairs_per_bin)
     TrainConfig(**base)  # a bad setting is one line now, not a failed trial later
     stages = [TrainConfig.from_dict({**base, **space.fixed, "stage": stage, "init": "(stage 1)"})
               for stage, space in spaces.items()]
@@ -199,6 +204,7 @@ def check_resumed_settings(plan: SweepPlan) -> None:
         return
     stored, given = json.loads(text), recorded_settings(plan)
     stored.setdefault(flag("precision"), "fp32")  # stored before --precision existed: fp32 then
+    stored.setdefault(flag("pairs_per_bin"), 1)  # before --pairs-per-bin: independent pairs
     lines = [f"{name}: stored {_shown(name, stored.get(name), given[name])} -> given "
              f"{_shown(name, given[name], stored.get(name))}" for name in given if stored.get(name) != given[name]]
     if lines:

@@ -36,6 +36,7 @@ class SweepSettings:
     test_every: int = 0
     test_max_pairs: int | None = None
     precision: str = "fp32"  # auto, fp32 or bf16 (chromtune.train.precision)
+    pairs_per_bin: int = 1  # stage-2 training pairs grouped by bin (chromtune.data.sampling.Stage2Sampler)
     smoke_test: bool = False
     # where and how the sweep runs: its results do not depend on these
     storage: str = "ray_results"

@@ -120,6 +120,7 @@ class TrainConfig:
     evaluate_test: bool = False
     eval_batch_size: int = 512
     precision: str = "fp32"  # bf16 becomes the default only after a 5-fold x 3-seed check (issue 22)
+    pairs_per_bin: int = 1  # stage 2: training pairs grouped up to this many per bin (chromtune.data.sampling)
     threads: int = 0
 
     def __post_init__(self):
@@ -131,6 +132,7 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"--precision {self.precision!r}: choose {', '.join(PRECISIONS)}"),
             (self.lr > 0, f"--lr {self.lr}: must be positive"),
             (self.batch_size >= 4, f"--batch-size {self.batch_size}: must be at least 4"),
+            (self.pairs_per_bin >= 1, f"--pairs-per-bin {self.pairs_per_bin}: must be at least 1"),
             (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
             (self.samples_per_epoch >= self.batch_size,
              f"--samples-per-epoch {self.samples_per_epoch}: must be at least the batch size ({self.batch_size})"),

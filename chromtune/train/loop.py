@@ -148,25 +148,37 @@ class _Batches:
     def __init__(self, cfg: TrainConfig, task: FoldTask, device: torch.device, rank: int, world_size: int,
                  bf16: bool = False):
         ds, fold = task.dataset, task.fold
-        sampler_cls = Stage1Sampler if cfg.stage == 1 else Stage2Sampler
-        self.sampler = sampler_cls(ds.labels, task.bins.train, fold.train, cfg.batch_size, cfg.seed, rank, world_size)
+        if cfg.stage == 1:
+            self.sampler = Stage1Sampler(ds.labels, task.bins.train, fold.train, cfg.batch_size, cfg.seed, rank,
+                                         world_size)
+        else:
+            self.sampler = Stage2Sampler(ds.labels, task.bins.train, fold.train, cfg.batch_size, cfg.seed, rank,
+                                         world_size, cfg.pairs_per_bin)
         self.cfg, self.ds, self.device, self.n_train, self.bf16 = cfg, ds, device, len(fold.train), bf16
         if cfg.stage == 2:
             self.expression = torch.as_tensor(ds.expression, device=device)
             self.mean_access = task.mean_access  # computed per batch from the packed labels
 
     def get(self, epoch: int, step: int) -> tuple[torch.Tensor, ...]:
-        """(windows, labels) for stage 1; (windows, expression, mean feature or None, labels) for stage 2."""
+        """(windows, labels) for stage 1; (windows, expression, mean feature or None, labels) for stage 2,
+        and with pairs grouped by bin (``pairs_per_bin`` > 1) (distinct windows, expression, mean feature
+        or None, each pair's window index, labels): the trunk then runs once per bin."""
         batch = self.sampler.batch(epoch, step)
-        x = one_hot(self.ds.window_codes(batch[0]), self.device)
         y = torch.as_tensor(batch[-1], device=self.device)
         if self.cfg.stage == 1:
-            return x, y
+            return one_hot(self.ds.window_codes(batch[0]), self.device), y
+        bins = batch[0]
+        if self.cfg.pairs_per_bin > 1:
+            bins, bin_index = np.unique(bins, return_inverse=True)
+        x = one_hot(self.ds.window_codes(bins), self.device)
         mean = None
         if self.cfg.with_mean:
             feature = torch.as_tensor(self.mean_access[batch[0]], device=self.device)
             mean = training_mean_feature(feature, y, self.n_train, self.cfg.mean_feature == "loo")
-        return x, self.expression[torch.as_tensor(batch[1], device=self.device)], mean, y
+        expression = self.expression[torch.as_tensor(batch[1], device=self.device)]
+        if self.cfg.pairs_per_bin == 1:
+            return x, expression, mean, y
+        return x, expression, mean, torch.as_tensor(bin_index, device=self.device), y
 
     def loss(self, model, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         *inputs, y = batch

@@ -31,6 +31,7 @@ from ray.util.queue import Empty, Queue
 
 from chromtune.atomic import atomic_path, write_text
 from chromtune.data.folds import split_table
+from chromtune.data.sampling import check_pairs_per_bin
 from chromtune.errors import UserError
 from chromtune.models.checkpoint import load_model, save_model
 from chromtune.io.storage import Storage
@@ -163,6 +164,7 @@ def run_training(cfg: TrainConfig, out: str | Path, workers: int = 1, use_gpu: b
     for line in validation_lines(task.dataset, [task.fold], [cfg]):  # a fold that cannot validate: one line
         print(f"chromtune: warning: {line}", file=sys.stderr, flush=True)
     if cfg.stage == 2:
+        check_pairs_per_bin(cfg.pairs_per_bin, [task.fold])
         stage1_checkpoint(cfg.init, cfg, task.dataset.context, task)
     storage = out / "ray"
     previous = latest_checkpoint(Storage(str(storage)))
