@@ -89,14 +89,15 @@ def test_grouped_sampling_never_reads_held_out_columns(ds):
     poisoned[:, 4:] = 1 - poisoned[:, 4:]
     a = Stage2Sampler(ds.labels, np.arange(ds.n_bins), train_cells, 64, seed=0, pairs_per_bin=3).batch(0, 0)
     b = Stage2Sampler(poisoned, np.arange(ds.n_bins), train_cells, 64, seed=0, pairs_per_bin=3).batch(0, 0)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert len(a) == len(b) == 3 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 def test_grouped_batches_are_deterministic_and_shards_take_whole_groups(ds):
     make = lambda rank=0, world=1: Stage2Sampler(ds.labels, np.arange(ds.n_bins), [0, 3, 6, 8], 48, seed=2,
                                                  rank=rank, world_size=world, pairs_per_bin=4)
     whole = make().batch(1, 2)
-    assert all(np.array_equal(x, y) for x, y in zip(whole, make().batch(1, 2)))
+    again = make().batch(1, 2)
+    assert len(whole) == len(again) == 3 and all(np.array_equal(x, y) for x, y in zip(whole, again))
     assert not np.array_equal(whole[0], make().batch(1, 3)[0])
     shards = [make(r, 3).batch(1, 2) for r in range(3)]
     pairs = lambda parts: sorted(zip(*(p.tolist() for p in parts)))
