@@ -511,6 +511,14 @@ def test_bf16_and_fp32_sweeps_of_one_model_are_compared_as_two_models_each_over_
     tests = result["tests"]
     pair = tests[(tests["a"] == "resnet+mean (tune)") & (tests["b"] == "resnet+mean (tune, bf16)")]
     assert len(pair) == 1
+    # and over both seeds, against each other: every cell type 0.01 better in fp32 at each seed
+    (row,) = result["seed_pairs"].to_dict("records")
+    assert (row["a"], row["b"], row["seeds"]) == ("resnet+mean (tune)", "resnet+mean (tune, bf16)", "0 1")
+    assert row["diff"] == pytest.approx(0.01) and row["n_cells"] == 15 and row["n_fold_pairs"] == 2 * K
+    assert row["p"] < 1e-3  # 15 differences of one sign (tied in size)
+    assert row["p_a_better"] + row["p_equivalent"] + row["p_b_better"] == pytest.approx(1.0)
+    assert (tmp_path / "cmp" / "seed_pairs.csv").exists()
+    assert "resnet+mean (tune) vs resnet+mean (tune, bf16) over seeds 0 1" in compare.report.verdict_text(result)
 
 
 def test_sweeps_with_pairs_grouped_by_bin_are_their_own_model(store, tmp_path):

@@ -42,6 +42,7 @@ in the same experiment, whose tags, params and description link the sweep runs u
     per_cell.csv              per-test-cell-type value of every model and baseline (fold, cell type)
     binned_auprc.csv          test AUPRC per fold and per bin of the fraction of accessible training cell types
     seeds.csv                 with sweeps at several seeds: one row per model (see above)
+    seed_pairs.csv            with two models at the same seeds: one row per pair, tested over those seeds
     report.md                 the tables, the tests with the primary one named and why, n, the smallest
                               p each design allows, the figures, the sweeps used
     paired_folds.png/.svg     per-fold paired lines across models (paper Fig. 1D)

@@ -15,7 +15,7 @@ from chromtune.atomic import write_text
 from chromtune.compare.figures import (figure_files, plot_bars, plot_binned, plot_critical_difference,
                                        plot_paired_folds, plot_pr)
 from chromtune.compare.names import ALPHA, METRIC_LABELS, METRICS, ROPE
-from chromtune.compare.seeds import seed_rows, seeds_text
+from chromtune.compare.seeds import seed_pairs, seed_pairs_text, seed_rows, seeds_text
 from chromtune.compare.runs import (Sweep, common_folds, find_sweeps, fold_scores, open_experiment, pr_points,
                                     read_fold_metrics, select_sweeps)
 from chromtune.compare.statistics import (cell_matrix, cell_metric, compare_pairs, default_pairs,
@@ -193,6 +193,7 @@ def run_compare(tracking_uri: str, experiment: str, out: str | Path, sweeps: lis
         details = read_fold_metrics(chosen, folds, Path(tmp))
         curves = pr_points(chosen, pr_fold, Path(tmp))
         seeds = seed_rows(chosen, Path(tmp))
+        pairs_over_seeds = seed_pairs(chosen, Path(tmp), rope)
     table = summary_table(scores, rows)
     tests = compare_pairs(table, details.cells, resolve_pairs(pairs, chosen) if pairs else default_pairs(rows),
                           metric, details.test_train_ratio, rope)
@@ -220,18 +221,23 @@ def run_compare(tracking_uri: str, experiment: str, out: str | Path, sweeps: lis
     if len(seeds):
         files.append(out / "seeds.csv")
         write_text(files[-1], seeds.to_csv(index=False))
+    if len(pairs_over_seeds):
+        files.append(out / "seed_pairs.csv")
+        write_text(files[-1], pairs_over_seeds.to_csv(index=False))
     report = out / "report.md"
     write_text(report, report_markdown(experiment, tracking_uri, chosen, folds, left_out, table, tests, friedman,
                                        design, figure_files(), notes)
                + (f"\n## Over seeds\n\nThe tables above compare each model at its first seed. Per-cell-type "
                   f"differences are averaged over the seeds before the Wilcoxon test over cell types (the "
                   f"repeats of a cell type are not independent samples); seeds.csv holds the figures.\n\n"
-                  f"```\n{seeds_text(seeds)}\n```\n" if len(seeds) else ""))
+                  f"```\n{seeds_text(seeds)}\n```\n" if len(seeds) else "")
+               + (f"\nModels repeated at the same seeds, against each other (seed_pairs.csv):\n\n"
+                  f"```\n{seed_pairs_text(pairs_over_seeds)}\n```\n" if len(pairs_over_seeds) else ""))
     files.append(report)
     run_id = log_comparison(client, experiment_id, chosen, folds, metric, table, tests, files)
     return {"table": table, "tests": tests, "friedman": friedman, "cells": per_cell, "binned": details.binned,
             "run_id": run_id, "experiment_id": experiment_id, "files": files, "folds": folds, "sweeps": [s.key for s in chosen],
-            "left_out": left_out, "seeds": seeds}
+            "left_out": left_out, "seeds": seeds, "seed_pairs": pairs_over_seeds}
 
 
 
@@ -260,4 +266,6 @@ def verdict_text(result: dict, metric: str = "auprc") -> str:
         lines.append(f"  Friedman over {f['n']} cell types, {f['k']} methods: p={f['p']:.4g}; Nemenyi CD {f['cd']:.3f}")
     if len(result.get("seeds", [])):
         lines += ["", "over seeds (the tests above: each model at its first seed):", seeds_text(result["seeds"])]
+    if len(result.get("seed_pairs", [])):
+        lines += [seed_pairs_text(result["seed_pairs"])]
     return "\n".join(lines)
