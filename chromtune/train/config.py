@@ -16,8 +16,9 @@ VALID_PAIRS = 256_000  # stage 2: (bin, validation cell type) pairs each epoch; 
 TEST_MAX_PAIRS = 1_000_000  # test pairs when test_every is 0 (automatic)
 # The embedded demo data set (20,000 bins of 300 bp, 30 cell types) trains a narrower model and
 # validates stage 2 on fewer pairs than a user's data set: the ResNet at width 0.125 reached width
-# 0.25's test AUPRC on the demo at about half the compute, and 48,000 pairs (8,000 bins x 6
-# validation cell types) cost a third of scoring all 20,000 bins each epoch (BENCHMARKS.md, "The main job").
+# 0.25's test AUPRC on the demo at about half the compute, and 48,000 pairs cost less than scoring all
+# 20,000 bins each epoch (BENCHMARKS.md, "The main job"). They were sized as 8,000 bins x 6 validation
+# cell types; a 5-fold split of the demo has 3, so they are 16,000 bins (issue 22), 42 % of a stage-2 trial.
 DEMO_WIDTH = 0.125
 DEMO_VALID_PAIRS = 48_000
 # A smoke test (``--smoke-test``) is as small on any data set as on the demo: a narrow model, every
